@@ -1,0 +1,46 @@
+// The addon's entry: registers the functions lib/binding.ts declares.
+#include <napi.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "addon_data.h"
+#include "load.h"
+#include "native_extractor.h"
+
+#ifndef NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED
+#error "Build with NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED: Electron's memory cage forbids external buffers"
+#endif
+
+namespace ltf {
+
+namespace {
+
+// runtime(): what this binary was built against and sees now, for diagnostics and test skips.
+Napi::Value Runtime(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto result = Napi::Object::New(env);
+  result.Set("torchVersion", TORCH_VERSION);
+  result.Set("cudaAvailable", torch::cuda::is_available());
+  result.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
+  return result;
+}
+
+}  // namespace
+
+}  // namespace ltf
+
+// NODE_API_MODULE needs an unqualified function name.
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  using namespace ltf;
+  auto* data = new AddonData();
+  data->native_extractor = Napi::Persistent(NativeExtractor::Define(env));
+  env.SetInstanceData<AddonData>(data);  // deleted by Node when this environment is torn down
+
+  exports.Set("load", Napi::Function::New<Load>(env, "load"));
+  exports.Set("loadAsync", Napi::Function::New<LoadAsync>(env, "loadAsync"));
+  exports.Set("listLayers", Napi::Function::New<ListLayersOf>(env, "listLayers"));
+  exports.Set("runtime", Napi::Function::New<Runtime>(env, "runtime"));
+  return exports;
+}
+
+NODE_API_MODULE(libtorch_features, Init)

@@ -1,0 +1,55 @@
+#include "errors.h"
+
+#include <c10/util/Exception.h>
+
+#include <new>
+
+namespace ltf {
+
+namespace {
+
+// LibTorch's messages sometimes carry a C++ backtrace or an "Exception raised from" trailer even
+// through what_without_backtrace(); users need neither.
+std::string StripTrailer(std::string message) {
+  for (const char* marker : {"\nException raised from ", "\nframe #0"}) {
+    auto at = message.find(marker);
+    if (at != std::string::npos) message.erase(at);
+  }
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  return message;
+}
+
+}  // namespace
+
+ErrorInfo Describe(std::exception_ptr error, const char* fallback_code) noexcept {
+  try {
+    try {
+      std::rethrow_exception(error);
+    } catch (const NativeError& e) {
+      return {e.code(), e.what()};
+    } catch (const c10::OutOfMemoryError& e) {
+      return {code::kOutOfMemory,
+              "out of memory: " + StripTrailer(e.what_without_backtrace()) +
+                  " (try a smaller batch or input size)"};
+    } catch (const c10::Error& e) {
+      return {fallback_code, StripTrailer(e.what_without_backtrace())};
+    } catch (const std::bad_alloc&) {
+      return {code::kOutOfMemory, "out of host memory (try a smaller batch or input size)"};
+    } catch (const std::exception& e) {
+      return {fallback_code, StripTrailer(e.what())};
+    } catch (...) {
+      return {code::kInternal, "an unknown native exception was raised"};
+    }
+  } catch (...) {
+    // Building the strings above can itself throw (bad_alloc): keep the noexcept promise.
+    return {code::kInternal, "a native error could not be described"};
+  }
+}
+
+Napi::Error ToJsError(Napi::Env env, const ErrorInfo& info) {
+  Napi::Error error = Napi::Error::New(env, info.message);
+  error.Set("code", Napi::String::New(env, info.code));
+  return error;
+}
+
+}  // namespace ltf

@@ -1,0 +1,79 @@
+#include "tensor_io.h"
+
+#include <cstring>
+#include <limits>
+
+#include "errors.h"
+
+namespace ltf {
+
+namespace {
+
+// Float32Array indices are limited to 2^53 - 1 in JS; far below that, V8 caps typed arrays, so a
+// shape is accepted only if its product fits comfortably in int64 arithmetic.
+constexpr int64_t kMaxElements = int64_t{1} << 50;
+
+NativeError Invalid(const std::string& message) {
+  return NativeError(code::kInvalidInput, message);
+}
+
+std::vector<int64_t> ShapeFromJs(const Napi::Value& value) {
+  if (!value.IsArray()) throw Invalid("shape must be an array of integers");
+  const auto array = value.As<Napi::Array>();
+  std::vector<int64_t> shape;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    const Napi::Value dim = array.Get(i);
+    if (!dim.IsNumber()) throw Invalid("shape[" + std::to_string(i) + "] is not a number");
+    const double number = dim.As<Napi::Number>().DoubleValue();
+    if (!(number >= 1 && number <= static_cast<double>(kMaxElements)) ||
+        number != static_cast<double>(static_cast<int64_t>(number))) {
+      throw Invalid("shape[" + std::to_string(i) + "] must be a positive integer");
+    }
+    shape.push_back(static_cast<int64_t>(number));
+  }
+  return shape;
+}
+
+}  // namespace
+
+torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape_value) {
+  if (!data.IsTypedArray() ||
+      data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Invalid("data must be a Float32Array");
+  }
+  const auto array = data.As<Napi::Float32Array>();
+  const std::vector<int64_t> shape = ShapeFromJs(shape_value);
+
+  int64_t elements = 1;
+  for (int64_t dim : shape) {
+    if (elements > kMaxElements / dim) throw Invalid("shape is too large");
+    elements *= dim;
+  }
+  // A detached buffer reads as length 0, so it fails here too.
+  if (static_cast<int64_t>(array.ElementLength()) != elements) {
+    throw Invalid("data has " + std::to_string(array.ElementLength()) +
+                  " values but the shape holds " + std::to_string(elements));
+  }
+
+  torch::Tensor tensor = torch::empty(shape, torch::kFloat);
+  std::memcpy(tensor.data_ptr<float>(), array.Data(), static_cast<size_t>(elements) * sizeof(float));
+  return tensor;
+}
+
+Napi::Object OutputToJs(Napi::Env env, const torch::Tensor& tensor) {
+  const auto elements = static_cast<size_t>(tensor.numel());
+  // Float32Array::New allocates an ArrayBuffer that V8 owns.
+  auto data = Napi::Float32Array::New(env, elements);
+  if (elements > 0) std::memcpy(data.Data(), tensor.data_ptr<float>(), elements * sizeof(float));
+
+  auto shape = Napi::Array::New(env, tensor.dim());
+  for (int64_t i = 0; i < tensor.dim(); ++i) {
+    shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(tensor.size(i))));
+  }
+  auto result = Napi::Object::New(env);
+  result.Set("data", data);
+  result.Set("shape", shape);
+  return result;
+}
+
+}  // namespace ltf

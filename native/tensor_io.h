@@ -1,0 +1,19 @@
+// Moving tensors across the JS boundary: inputs are copied out of JS memory, outputs are copied
+// into memory that JavaScript allocated (Electron's V8 memory cage forbids external buffers).
+#pragma once
+
+#include <napi.h>
+#include <torch/torch.h>
+
+namespace ltf {
+
+// Copies a Float32Array and its shape (validated by lib/input.ts; asserted again here so that no
+// call can read out of bounds) into a new CPU tensor. The caller may reuse its buffer at once.
+// Main thread only. Throws NativeError(INVALID_INPUT).
+torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape);
+
+// Copies a contiguous float32 CPU tensor into { data: Float32Array, shape: number[] }.
+// Main thread only.
+Napi::Object OutputToJs(Napi::Env env, const torch::Tensor& tensor);
+
+}  // namespace ltf
