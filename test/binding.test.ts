@@ -1,0 +1,40 @@
+/** Loading the addon: a missing build is an error that says how to build, not a bare dlopen failure. */
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+
+const ROOT = path.join(__dirname, '..', '..');
+
+describe('binding', () => {
+  it('ADDON_LOAD_FAILED, with the commands to build it, when no binary is there', () => {
+    // A copy of the compiled package without build/ or prebuilds/.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ltf-nobuild-'));
+    try {
+      fs.cpSync(path.join(ROOT, 'dist', 'lib'), path.join(dir, 'dist', 'lib'), { recursive: true });
+      fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+      fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+      const script = `
+        const { Extractor } = require(${JSON.stringify(path.join(dir, 'dist', 'lib'))});
+        try { Extractor.listLayers('model.pt'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+      const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+      assert.equal(run.status, 0, run.stderr);
+      const error = JSON.parse(run.stdout);
+      assert.equal(error.code, 'ADDON_LOAD_FAILED');
+      assert.match(error.message, /npm rebuild libtorch-features/);
+      assert.match(error.message, /npm install-scripts approve libtorch-features/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the binary finds LibTorch without LD_LIBRARY_PATH', () => {
+    const env = { ...process.env };
+    delete env.LD_LIBRARY_PATH;
+    const run = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(path.join(ROOT, 'dist', 'lib'))}).Extractor.runtime().torchVersion)`], { encoding: 'utf8', env });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^\d+\.\d+/);
+  });
+});
