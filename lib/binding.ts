@@ -7,7 +7,7 @@ import * as path from 'node:path';
 
 import { ExtractorError } from './errors';
 
-/** A top-level child as the addon reports it. */
+/** A layer as the addon reports it. */
 export interface NativeLayer {
   name: string;
   type: string;
@@ -16,10 +16,11 @@ export interface NativeLayer {
 /** What NativeExtractor.describe() returns. */
 export interface NativeDescription {
   device: string;
-  layer: string;
+  outputs: string[];
   kept: string[];
   layers: NativeLayer[];
   parameterCount: number;
+  strategy: 'sequential' | 'graph';
 }
 
 /** A tensor crossing the boundary: row-major float32 values and their shape. */
@@ -28,11 +29,39 @@ export interface NativeTensor {
   shape: number[];
 }
 
+/** An image crossing the boundary (lib/input.ts has checked it). */
+export interface NativeImage {
+  data: Uint8Array | Uint8ClampedArray;
+  width: number;
+  height: number;
+  channels: number;
+}
+
+/** The options native load() takes, complete and normalised by lib/options.ts. */
+export interface NativeOptions {
+  device: string;
+  dtype: 'float32' | 'float16' | 'bfloat16';
+  channelsLast: boolean;
+  pool: '' | 'avg' | 'max';
+  normalize: '' | 'l2';
+  preprocess: { resize: number; crop: number; mean: number[] | null; std: number[] | null } | null;
+}
+
+/** A row of native summarize(). */
+export interface NativeSummaryRow {
+  name: string;
+  type: string;
+  outputShape: number[];
+  parameters: number;
+}
+
 /** The object that owns a cut model (native/native_extractor.h). */
 export interface NativeExtractor {
   describe(): NativeDescription;
-  forwardSync(data: Float32Array, shape: number[]): NativeTensor;
-  forward(data: Float32Array, shape: number[]): Promise<NativeTensor>;
+  forwardSync(data: Float32Array, shape: number[]): NativeTensor[];
+  forward(data: Float32Array, shape: number[]): Promise<NativeTensor[]>;
+  forwardImagesSync(images: NativeImage[]): NativeTensor[];
+  forwardImages(images: NativeImage[]): Promise<NativeTensor[]>;
   dispose(): void;
 }
 
@@ -45,9 +74,14 @@ export interface NativeRuntime {
 
 /** The addon's exports (native/addon.cc). */
 export interface Binding {
-  load(path: string, layer: string, device: string): NativeExtractor;
-  loadAsync(path: string, layer: string, device: string): Promise<NativeExtractor>;
-  listLayers(path: string): NativeLayer[];
+  load(source: string | Uint8Array, layers: string[], options: NativeOptions): NativeExtractor;
+  loadAsync(source: string | Uint8Array, layers: string[], options: NativeOptions): Promise<NativeExtractor>;
+  listLayers(source: string | Uint8Array, nested: boolean): NativeLayer[];
+  summarize(
+    source: string | Uint8Array,
+    layers: string[],
+    inputShape: number[],
+  ): { rows: NativeSummaryRow[]; outputShapes: number[][]; totalParameters: number };
   runtime(): NativeRuntime;
 }
 

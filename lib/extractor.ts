@@ -1,10 +1,11 @@
-/** The Extractor: a TorchScript model cut after a named layer, ready to run. */
-import { getBinding, type NativeExtractor } from './binding';
+/** The Extractor: a TorchScript model cut at one or more layers, ready to run. */
+import { getBinding, type NativeExtractor, type NativeTensor } from './binding';
 import { ExtractorError, awaitNative, callNative, callSite } from './errors';
 import { FeatureTensor } from './feature-tensor';
-import { normalizeInput } from './input';
-import { loadRequest, normalizeModel } from './options';
-import type { ExtractInput, ExtractorOptions, LayerInfo, RuntimeInfo } from './types';
+import { normalizeAnyInput } from './input';
+import { normalizeLayers, normalizeModel, normalizeOptions, type LayerRequest } from './options';
+import { ModelSummary } from './summary';
+import type { ExtractInput, ExtractorOptions, Features, LayerInfo, LayerSpec, ModelSource, RuntimeInfo } from './types';
 
 // Symbol.dispose exists from Node 20 on (as Symbol(nodejs.dispose) before the language had it).
 const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
@@ -16,8 +17,13 @@ function withIndex(layers: { name: string; type: string }[]): LayerInfo[] {
   return layers.map((layer, index) => Object.freeze({ index, name: layer.name, type: layer.type }));
 }
 
+function freezeSpec<L extends LayerSpec>(layer: L): L {
+  if (typeof layer === 'string') return layer;
+  return Object.freeze(Array.isArray(layer) ? [...layer] : { ...(layer as object) }) as L;
+}
+
 /**
- * Features of an intermediate layer of a TorchScript CNN.
+ * Features of intermediate layers of a TorchScript CNN.
  *
  * ```ts
  * const ex = new Extractor('resnet18.pt', 'layer4');
@@ -25,66 +31,88 @@ function withIndex(layers: { name: string; type: string }[]): LayerInfo[] {
  * ex.dispose();
  * ```
  *
- * The model is loaded on the CPU; the children that lead to `layer` are kept, in a
- * `torch::nn::Sequential`, in eval mode, on the chosen device; the rest is released.
+ * A single top-level layer that the model's forward reaches through a plain chain of children is
+ * cut the article's way: those children in a `torch::nn::Sequential`. Any other cut (nested
+ * names, several layers, a forward that does more than chain children) cuts the TorchScript graph
+ * itself, so the features are what each module outputs inside the model's own forward. Either
+ * way, what is cut away is released.
  */
-export class Extractor {
+export class Extractor<L extends LayerSpec = string> {
   /** Every top-level child of the model, in order: the ones cut away too. */
   readonly layers: readonly LayerInfo[];
-  /** The layer whose output this extractor returns. */
-  readonly layer: string;
-  /** The children kept, input first; the last is {@link Extractor.layer}. */
+  /** The layers asked for, as given. */
+  readonly layer: L;
+  /** The names the results come under: the layers' names, or their new names from a record. */
+  readonly outputNames: readonly string[];
+  /** The top-level children still used, input first. */
   readonly keptLayers: readonly string[];
   /** Where it runs: `'cpu'` or `'cuda:N'`. */
   readonly device: string;
-  /** Parameters held by the kept children: 11,176,512 for ResNet-18 cut at layer4. */
+  /** Parameters kept, each counted once: 11,176,512 for ResNet-18 at layer4, 683,072 at layer2. */
   readonly parameterCount: number;
+  /** How the model was cut: `'sequential'` (a chain of top-level children) or `'graph'`. */
+  readonly strategy: 'sequential' | 'graph';
 
   #native: NativeExtractor | undefined;
+  readonly #source: string | Uint8Array;
+  readonly #request: LayerRequest;
 
   /**
-   * Loads `model` and cuts it after `layer`, on the calling thread (a ResNet-18 takes a fraction
-   * of a second; use {@link Extractor.create} to keep an Electron or server event loop free).
-   * @param model path to a TorchScript file (`torch.jit.script(model).save(path)`)
-   * @param layer the name of a top-level child, as `named_children()` lists it: `'layer4'`
+   * Loads `model` and cuts it at `layer`, on the calling thread (a ResNet-18 takes tens of
+   * milliseconds; use {@link Extractor.create} to keep an Electron or server event loop free).
+   * @param model a path to a TorchScript file (`torch.jit.script(model).save(path)`), or its bytes
+   * @param layer `'layer4'`, `'layer3.1.conv2'`, `['layer2', 'layer4']` or `{ layer2: 'mid', layer4: 'deep' }`
    * @throws {ExtractorError} MODEL_NOT_FOUND, MODEL_LOAD_FAILED, LAYER_NOT_FOUND (the message lists
    *   the layers), UNSUPPORTED_CUT, DEVICE_UNAVAILABLE, INVALID_ARGUMENT
    */
-  constructor(model: string, layer: string, options?: ExtractorOptions) {
+  constructor(model: ModelSource, layer: L, options?: ExtractorOptions) {
+    this.#source = normalizeModel(model);
+    this.#request = normalizeLayers(layer);
     let native = adopted;
     adopted = undefined;
     if (!native) {
-      const request = loadRequest(model, layer, options);
-      native = callNative(() => getBinding().load(request.path, request.layer, request.device));
+      const settings = normalizeOptions(options);
+      native = callNative(() => getBinding().load(this.#source, this.#request.names, settings));
     }
     const info = native.describe();
     this.#native = native;
     this.layers = Object.freeze(withIndex(info.layers));
-    this.layer = info.layer;
+    this.layer = freezeSpec(layer);
+    this.outputNames = Object.freeze([...this.#request.keys]);
     this.keptLayers = Object.freeze([...info.kept]);
     this.device = info.device;
     this.parameterCount = info.parameterCount;
+    this.strategy = info.strategy;
   }
 
   /**
    * Like the constructor, but loads on a libuv worker thread: the event loop keeps turning.
    * Rejects with the constructor's errors.
    */
-  static async create(model: string, layer: string, options?: ExtractorOptions): Promise<Extractor> {
+  static async create<L extends LayerSpec>(model: ModelSource, layer: L, options?: ExtractorOptions): Promise<Extractor<L>> {
     const site = callSite();
-    const request = loadRequest(model, layer, options);
-    const native = await awaitNative(site, getBinding().loadAsync(request.path, request.layer, request.device));
+    const source = normalizeModel(model);
+    const request = normalizeLayers(layer);
+    const settings = normalizeOptions(options);
+    const native = await awaitNative(site, getBinding().loadAsync(source, request.names, settings));
     adopted = native;
     return new Extractor(model, layer, options);
   }
 
   /**
-   * The model's top-level children, without building an extractor.
+   * The model's layers without building an extractor: its top-level children, or with
+   * `{ nested: true }` every module call that can be cut at, named as torchvision's
+   * `get_graph_node_names` names them (`'layer1.0.relu'`, then `'layer1.0.relu_1'`).
    * @throws {ExtractorError} MODEL_NOT_FOUND, MODEL_LOAD_FAILED, INVALID_ARGUMENT
    */
-  static listLayers(model: string): LayerInfo[] {
-    const file = normalizeModel(model);
-    return withIndex(callNative(() => getBinding().listLayers(file)));
+  static listLayers(model: ModelSource, options?: { nested?: boolean }): LayerInfo[] {
+    const source = normalizeModel(model);
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw new ExtractorError('INVALID_ARGUMENT', 'Expected { nested?: boolean } for the options of listLayers');
+    }
+    const nested = options?.nested ?? false;
+    if (typeof nested !== 'boolean') throw new ExtractorError('INVALID_ARGUMENT', 'Expected true or false for nested');
+    return withIndex(callNative(() => getBinding().listLayers(source, nested)));
   }
 
   /** The LibTorch this addon was built against, and whether it sees CUDA. */
@@ -99,26 +127,45 @@ export class Extractor {
 
   /**
    * Runs the cut model on a libuv worker thread. The input is copied before this returns, so the
-   * caller may reuse its buffer at once. Calls may overlap; each runs on its own worker.
-   * @param input `{ data: Float32Array, shape: [N, C, H, W] }` or a float32 ndarray
-   * @returns the layer's output, in JavaScript memory
+   * caller may reuse its buffers at once. Calls may overlap; each runs on its own worker.
+   * @param input `{ data: Float32Array, shape: [N, C, H, W] }`, a float32 ndarray, or images
+   *   (`{ data: Uint8Array, width, height, channels }`, one or an array), which are resized,
+   *   cropped and normalised on the extractor's device first (see the `preprocess` option)
+   * @returns the layer's features, or a record of them for several layers, in JavaScript memory
    * Rejects with INVALID_INPUT, FORWARD_FAILED (LibTorch's message: a wrong channel count, an
    * input too small for the network), OUT_OF_MEMORY or DISPOSED.
    */
-  async extract(input: ExtractInput): Promise<FeatureTensor> {
+  async extract(input: ExtractInput): Promise<Features<L>> {
     const site = callSite();
-    const { data, shape } = normalizeInput(input);
+    const batch = normalizeAnyInput(input);
     const native = this.#live();
-    const output = await awaitNative(site, callNative(() => native.forward(data, shape)));
-    return new FeatureTensor(output.data, output.shape);
+    const pending = callNative(() => ('images' in batch ? native.forwardImages(batch.images) : native.forward(batch.data, batch.shape)));
+    return this.#features(await awaitNative(site, pending));
   }
 
   /** {@link Extractor.extract} on the calling thread: same result, blocks until done. */
-  extractSync(input: ExtractInput): FeatureTensor {
-    const { data, shape } = normalizeInput(input);
+  extractSync(input: ExtractInput): Features<L> {
+    const batch = normalizeAnyInput(input);
     const native = this.#live();
-    const output = callNative(() => native.forwardSync(data, shape));
-    return new FeatureTensor(output.data, output.shape);
+    return this.#features(callNative(() => ('images' in batch ? native.forwardImagesSync(batch.images) : native.forwardSync(batch.data, batch.shape))));
+  }
+
+  /**
+   * What this extractor runs, as torchsummary prints it: every module call its outputs depend on,
+   * with output shapes and parameters, and the totals. Loads the model again (from its path or
+   * bytes) on the CPU and runs it once on zeros of `inputShape`, on the calling thread.
+   * @param inputShape one input without the batch dimension: `[3, 224, 224]`
+   */
+  summary(inputShape: readonly number[]): ModelSummary {
+    this.#live();
+    if (!Array.isArray(inputShape) || inputShape.length === 0 || !inputShape.every((d) => Number.isInteger(d) && d >= 1 && d <= 1 << 16)) {
+      throw new ExtractorError('INVALID_ARGUMENT', `Expected positive integers such as [3, 224, 224] for inputShape but received ${String(inputShape)}`);
+    }
+    const result = callNative(() => getBinding().summarize(this.#source, this.#request.names, [...inputShape]));
+    const outputs: Record<string, number[]> = {};
+    this.outputNames.forEach((key, i) => (outputs[key] = result.outputShapes[i].slice(1)));
+    const rows = result.rows.map((row) => ({ ...row, outputShape: row.outputShape.slice(1) }));
+    return new ModelSummary(rows, [...inputShape], outputs, result.totalParameters);
   }
 
   /**
@@ -138,5 +185,12 @@ export class Extractor {
   #live(): NativeExtractor {
     if (!this.#native) throw new ExtractorError('DISPOSED', 'this extractor has been disposed; create a new one');
     return this.#native;
+  }
+
+  #features(outputs: NativeTensor[]): Features<L> {
+    if (this.#request.single) return new FeatureTensor(outputs[0].data, outputs[0].shape) as Features<L>;
+    const record: Record<string, FeatureTensor> = {};
+    this.#request.keys.forEach((key, i) => (record[key] = new FeatureTensor(outputs[i].data, outputs[i].shape)));
+    return record as Features<L>;
   }
 }

@@ -4,5 +4,19 @@
  */
 export { Extractor } from './extractor';
 export { FeatureTensor } from './feature-tensor';
+export { ModelSummary, type SummaryRow } from './summary';
 export { ExtractorError, ERROR_CODES, type ErrorCode } from './errors';
-export type { Device, ExtractInput, ExtractorOptions, LayerInfo, RuntimeInfo, TensorInput } from './types';
+export { IMAGENET_MEAN, IMAGENET_STD } from './options';
+export type {
+  Device,
+  ExtractInput,
+  ExtractorOptions,
+  Features,
+  ImageInput,
+  LayerInfo,
+  LayerSpec,
+  ModelSource,
+  PreprocessOptions,
+  RuntimeInfo,
+  TensorInput,
+} from './types';

@@ -4,13 +4,21 @@
  */
 import { ExtractorError } from './errors';
 import { describe } from './options';
-import type { ExtractInput } from './types';
+import type { ExtractInput, ImageInput } from './types';
 
 /** What native forward() takes. */
 export interface NormalizedInput {
   data: Float32Array;
   shape: number[];
 }
+
+/** What native forwardImages() takes. */
+export interface NormalizedImages {
+  images: ImageInput[];
+}
+
+// Far beyond any photo; keeps height x width x channels well inside safe integers.
+const MAX_SIDE = 1 << 16;
 
 /** The rank the models take: a batch of images, [N, C, H, W]. */
 const RANK = 4;
@@ -72,10 +80,52 @@ function isRowMajor(shape: number[], stride: number[]): boolean {
   return true;
 }
 
-/** Checks an extract() input and returns the row-major data and shape native code takes. */
+function isImage(input: unknown): boolean {
+  return input !== null && typeof input === 'object' && 'width' in input && 'height' in input;
+}
+
+function checkImage(image: unknown, what: string): ImageInput {
+  if (!isImage(image)) {
+    throw invalid(`Expected { data: Uint8Array, width, height, channels } for ${what} but received ${describe(image)}`);
+  }
+  const { data, width, height, channels } = image as Record<string, unknown>;
+  if (!(data instanceof Uint8Array) && !(data instanceof Uint8ClampedArray)) {
+    throw invalid(`Expected a Uint8Array or Uint8ClampedArray for ${what}.data but received ${describe(data)}`);
+  }
+  for (const [name, value] of [['width', width], ['height', height]] as const) {
+    if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > MAX_SIDE) {
+      throw invalid(`Expected an integer from 1 to ${MAX_SIDE} for ${what}.${name} but received ${describe(value)}`);
+    }
+  }
+  if (channels !== 3 && channels !== 4) {
+    throw invalid(`Expected 3 (RGB) or 4 (RGBA) for ${what}.channels but received ${describe(channels)}`);
+  }
+  const expected = (width as number) * (height as number) * channels;
+  if (data.length !== expected) {
+    throw invalid(`${what}.data has ${data.length} bytes but ${width}x${height}x${channels} needs ${expected}`);
+  }
+  return { data, width: width as number, height: height as number, channels };
+}
+
+/**
+ * Checks an extract() input: images (one, or an array) are returned as such, for preprocessing
+ * natively; tensors as row-major data and shape.
+ */
+export function normalizeAnyInput(input: unknown): NormalizedInput | NormalizedImages {
+  if (Array.isArray(input)) {
+    if (input.length === 0) throw invalid('Expected at least one image but received an empty array');
+    return { images: input.map((image, i) => checkImage(image, `input[${i}]`)) };
+  }
+  if (isImage(input)) return { images: [checkImage(input, 'input')] };
+  return normalizeInput(input);
+}
+
+/** Checks a tensor input and returns the row-major data and shape native code takes. */
 export function normalizeInput(input: unknown): NormalizedInput {
   if (input === null || typeof input !== 'object') {
-    throw invalid(`Expected { data: Float32Array, shape: [N, C, H, W] } or an ndarray for input but received ${describe(input)}`);
+    throw invalid(
+      `Expected { data: Float32Array, shape: [N, C, H, W] }, an ndarray or images for input but received ${describe(input)}`,
+    );
   }
   const { data } = input as { data?: unknown };
   if (!(data instanceof Float32Array)) {

@@ -4,22 +4,29 @@
  */
 import * as path from 'node:path';
 
+import type { NativeOptions } from './binding';
 import { ExtractorError } from './errors';
-import type { ExtractorOptions } from './types';
+import type { LayerSpec, ModelSource } from './types';
 
-/** Every option's default, keyed as the native request's fields. */
-export const DEFAULTS: Readonly<{ device: string }> = Object.freeze({
+/** ImageNet's statistics, as torchvision's pretrained models expect. */
+export const IMAGENET_MEAN = Object.freeze([0.485, 0.456, 0.406] as const);
+export const IMAGENET_STD = Object.freeze([0.229, 0.224, 0.225] as const);
+
+/** Every option's default, keyed as the native options' fields. */
+export const DEFAULTS: Readonly<NativeOptions> = Object.freeze({
   device: 'auto',
+  dtype: 'float32',
+  channelsLast: false,
+  pool: '',
+  normalize: '',
+  preprocess: Object.freeze({ resize: 256, crop: 224, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] }),
 });
 
-/** What native load() takes. */
-export interface LoadRequest {
-  path: string;
-  layer: string;
-  device: string;
-}
-
+const OPTION_NAMES = ['device', 'dtype', 'channelsLast', 'pool', 'normalize', 'preprocess'];
+const PREPROCESS_NAMES = ['resize', 'crop', 'mean', 'std'];
 const DEVICE = /^(auto|cpu|cuda|cuda:(0|[1-9]\d{0,3}))$/;
+// Far beyond any image a CNN is run on; keeps sizes well inside int64 arithmetic natively.
+const MAX_SIDE = 1 << 16;
 
 /** Describes a received value for an error message: `-1 of type number`. */
 export function describe(value: unknown): string {
@@ -36,44 +43,142 @@ function invalid(message: string): ExtractorError {
   return new ExtractorError('INVALID_ARGUMENT', message);
 }
 
-/** Checks a model argument: a path to a TorchScript file. */
-export function normalizeModel(model: unknown): string {
-  if (typeof model !== 'string' || model.length === 0) {
-    throw invalid(`Expected a path to a TorchScript file for model but received ${describe(model)}`);
-  }
-  return path.resolve(model);
+/** The layer names native code takes, and the keys the results get. */
+export interface LayerRequest {
+  names: string[];
+  keys: string[];
+  single: boolean;
 }
 
-/** Checks a layer argument: the name of a top-level child. */
-export function normalizeLayer(layer: unknown): string {
-  if (typeof layer !== 'string' || layer.length === 0) {
-    throw invalid(`Expected a layer name such as 'layer4' for layer but received ${describe(layer)}`);
+/** Checks a model argument: a path to a TorchScript file, or its bytes. */
+export function normalizeModel(model: unknown): string | Uint8Array {
+  if (typeof model === 'string' && model.length > 0) return path.resolve(model);
+  if (model instanceof Uint8Array) {
+    if (model.byteLength === 0) throw invalid('Expected the bytes of a TorchScript file for model but received 0 bytes');
+    return model;
   }
-  return layer;
+  if (model instanceof ArrayBuffer) return normalizeModel(new Uint8Array(model));
+  throw invalid(`Expected a path or the bytes (Uint8Array) of a TorchScript file for model but received ${describe(model)}`);
+}
+
+function checkName(name: unknown, what: string): string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw invalid(`Expected a layer name such as 'layer4' or 'layer3.1.conv2' for ${what} but received ${describe(name)}`);
+  }
+  return name;
+}
+
+function unique(names: string[], what: string): string[] {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) throw invalid(`${what} names '${name}' twice`);
+    seen.add(name);
+  }
+  return names;
+}
+
+/** Checks a layer argument: a name, a list of names, or a record of name to new name. */
+export function normalizeLayers(layers: LayerSpec | unknown): LayerRequest {
+  if (typeof layers === 'string') {
+    const name = checkName(layers, 'layer');
+    return { names: [name], keys: [name], single: true };
+  }
+  if (Array.isArray(layers)) {
+    if (layers.length === 0) throw invalid('Expected at least one layer name but received an empty array');
+    const names = unique(layers.map((name, i) => checkName(name, `layer[${i}]`)), 'the layer list');
+    return { names, keys: names, single: false };
+  }
+  if (layers !== null && typeof layers === 'object' && !ArrayBuffer.isView(layers)) {
+    const entries = Object.entries(layers as Record<string, unknown>);
+    if (entries.length === 0) throw invalid('Expected at least one layer in the layer record but received {}');
+    const names = entries.map(([name]) => checkName(name, 'a key of the layer record'));
+    const keys = unique(
+      entries.map(([name, key]) => {
+        if (typeof key !== 'string' || key.length === 0) {
+          throw invalid(`Expected a non-empty output name for layer '${name}' but received ${describe(key)}`);
+        }
+        return key;
+      }),
+      'the layer record',
+    );
+    return { names, keys, single: false };
+  }
+  return { names: [checkName(layers, 'layer')], keys: [], single: true };
+}
+
+function checkBoolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw invalid(`Expected true or false for ${name} but received ${describe(value)}`);
+  return value;
+}
+
+function checkOneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) {
+    throw invalid(`Expected ${allowed.map((a) => `'${a}'`).join(' or ')} for ${name} but received ${describe(value)}`);
+  }
+  return value as T;
+}
+
+function checkSide(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (value === false) return 0;
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > MAX_SIDE) {
+    throw invalid(`Expected an integer from 1 to ${MAX_SIDE}, or false, for ${name} but received ${describe(value)}`);
+  }
+  return value as number;
+}
+
+function checkTriple(value: unknown, name: string, positive: boolean): number[] {
+  if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => Number.isFinite(v) && (!positive || v > 0))) {
+    throw invalid(`Expected three ${positive ? 'positive ' : ''}numbers (R, G, B) for ${name} but received ${describe(value)}`);
+  }
+  return [...value];
+}
+
+function normalizePreprocess(value: unknown): NativeOptions['preprocess'] {
+  const defaults = DEFAULTS.preprocess!;
+  if (value === undefined) return { ...defaults, mean: [...defaults.mean!], std: [...defaults.std!] };
+  if (value === false) return null;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(`Expected an object or false for preprocess but received ${describe(value)}`);
+  }
+  const given = value as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    if (!PREPROCESS_NAMES.includes(key)) {
+      throw invalid(`Unknown option 'preprocess.${key}'; the options are: ${PREPROCESS_NAMES.join(', ')}`);
+    }
+  }
+  const normalizeOff = given.mean === false;
+  if (normalizeOff && given.std !== undefined) throw invalid('preprocess.std has no effect with preprocess.mean: false');
+  return {
+    resize: checkSide(given.resize, 'preprocess.resize', defaults.resize),
+    crop: checkSide(given.crop, 'preprocess.crop', defaults.crop),
+    mean: normalizeOff ? null : given.mean === undefined ? [...defaults.mean!] : checkTriple(given.mean, 'preprocess.mean', false),
+    std: normalizeOff ? null : given.std === undefined ? [...defaults.std!] : checkTriple(given.std, 'preprocess.std', true),
+  };
 }
 
 /** Applies defaults and checks every option; unknown options are refused, not ignored. */
-export function normalizeOptions(options: unknown): { device: string } {
+export function normalizeOptions(options: unknown): NativeOptions {
   // Apply defaults
-  if (options === undefined) return { ...DEFAULTS };
+  if (options === undefined) return normalizeOptions({});
   // Validate arguments
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw invalid(`Expected an object for options but received ${describe(options)}`);
   }
-  const given = options as ExtractorOptions & Record<string, unknown>;
+  const given = options as Record<string, unknown>;
   for (const key of Object.keys(given)) {
-    if (!(key in DEFAULTS)) {
-      throw invalid(`Unknown option '${key}'; the options are: ${Object.keys(DEFAULTS).join(', ')}`);
-    }
+    if (!OPTION_NAMES.includes(key)) throw invalid(`Unknown option '${key}'; the options are: ${OPTION_NAMES.join(', ')}`);
   }
   const device = given.device ?? DEFAULTS.device;
   if (typeof device !== 'string' || !DEVICE.test(device)) {
     throw invalid(`Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device but received ${describe(device)}`);
   }
-  return { device };
-}
-
-/** The whole request for native load(). */
-export function loadRequest(model: unknown, layer: unknown, options: unknown): LoadRequest {
-  return { path: normalizeModel(model), layer: normalizeLayer(layer), ...normalizeOptions(options) };
+  return {
+    device,
+    dtype: given.dtype === undefined ? DEFAULTS.dtype : checkOneOf(given.dtype, 'dtype', ['float32', 'float16', 'bfloat16'] as const),
+    channelsLast: given.channelsLast === undefined ? DEFAULTS.channelsLast : checkBoolean(given.channelsLast, 'channelsLast'),
+    pool: given.pool === undefined ? DEFAULTS.pool : checkOneOf(given.pool, 'pool', ['avg', 'max'] as const),
+    normalize: given.normalize === undefined ? DEFAULTS.normalize : checkOneOf(given.normalize, 'normalize', ['l2'] as const),
+    preprocess: normalizePreprocess(given.preprocess),
+  };
 }

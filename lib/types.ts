@@ -1,23 +1,71 @@
 /** Public types of libtorch-features. */
 import type { NdArray } from 'ndarray';
 
+import type { FeatureTensor } from './feature-tensor';
+
 /**
  * Where an extractor runs. `'auto'` (the default) takes CUDA device 0 when LibTorch sees a GPU and
  * the CPU otherwise; an explicit CUDA device that is not there is an error (`DEVICE_UNAVAILABLE`).
  */
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
+/** A TorchScript model: a path to its file, or its bytes (a Buffer or Uint8Array). */
+export type ModelSource = string | Uint8Array;
+
+/**
+ * The layers to cut at: one name (`'layer4'`, `'layer3.1.conv2'`), several (`['layer2', 'layer4']`),
+ * or several renamed (`{ layer2: 'mid', layer4: 'deep' }`, like torchvision's IntermediateLayerGetter).
+ */
+export type LayerSpec = string | readonly string[] | Readonly<Record<string, string>>;
+
+/** What `extract()` gives for a {@link LayerSpec}: one tensor, or a record of them by (new) name. */
+export type Features<L extends LayerSpec> = L extends string
+  ? FeatureTensor
+  : L extends readonly (infer K)[]
+    ? Record<K & string, FeatureTensor>
+    : L extends Readonly<Record<string, infer V>>
+      ? Record<V & string, FeatureTensor>
+      : never;
+
+/**
+ * How images are turned into the model's input, on the extractor's device: torchvision's
+ * `Resize(resize)`, `CenterCrop(crop)`, `ToTensor()`, `Normalize(mean, std)`.
+ */
+export interface PreprocessOptions {
+  /** The shorter side after resizing (bilinear, antialiased); `false`: no resize. Default 256. */
+  resize?: number | false;
+  /** The side of the centre square kept; `false`: no crop. Default 224. */
+  crop?: number | false;
+  /** Per-channel mean (RGB) subtracted after scaling to [0, 1]; `false`: no normalisation. Default ImageNet's. */
+  mean?: readonly [number, number, number] | false;
+  /** Per-channel standard deviation (RGB). Default ImageNet's. */
+  std?: readonly [number, number, number];
+}
+
 /** Options of {@link Extractor}. */
 export interface ExtractorOptions {
   /** Where to run: see {@link Device}. Default `'auto'`. */
   device?: Device;
+  /**
+   * The precision of the computation. Results always come back as Float32Array. `'float16'` needs
+   * CUDA; `'bfloat16'` runs on CUDA and on the CPU. Default `'float32'`.
+   */
+  dtype?: 'float32' | 'float16' | 'bfloat16';
+  /** Run convolutions in the channels-last (NHWC) layout, faster with cuDNN tensor cores. Default false. */
+  channelsLast?: boolean;
+  /** Pool each feature map to one value per channel: [N, C, H, W] to [N, C]. Default: none. */
+  pool?: 'avg' | 'max';
+  /** Scale each result row to unit L2 norm (after pooling), for cosine similarity. Default: none. */
+  normalize?: 'l2';
+  /** How images are preprocessed; `false`: only scaled to [0, 1]. Default: ImageNet's evaluation transform. */
+  preprocess?: PreprocessOptions | false;
 }
 
-/** A top-level child of the model, as `named_children()` lists it. */
+/** A layer of the model: a top-level child, or with `{ nested: true }`, any module call. */
 export interface LayerInfo {
-  /** Its position among the children, from 0. */
+  /** Its position in the list, from 0. */
   index: number;
-  /** Its attribute name: `'layer4'`. */
+  /** Its name: `'layer4'`, `'layer1.0.relu_1'` (the second call of `layer1.0.relu`). */
   name: string;
   /** Its class name: `'Sequential'`, `'Conv2d'`. */
   type: string;
@@ -29,8 +77,17 @@ export interface TensorInput {
   shape: readonly number[];
 }
 
-/** What {@link Extractor.extract} takes: a {@link TensorInput} or a float32 ndarray. */
-export type ExtractInput = TensorInput | NdArray<Float32Array>;
+/** An image as `sharp(...).raw()` or a canvas `ImageData` gives it: 8-bit pixels, rows top to bottom, RGB or RGBA. */
+export interface ImageInput {
+  data: Uint8Array | Uint8ClampedArray;
+  width: number;
+  height: number;
+  /** 3 (RGB) or 4 (RGBA; alpha is ignored). */
+  channels: 3 | 4;
+}
+
+/** What `extract()` takes: a float32 batch (tensor or ndarray), or one or more images. */
+export type ExtractInput = TensorInput | NdArray<Float32Array> | ImageInput | readonly ImageInput[];
 
 /** What the addon was built against and sees now. */
 export interface RuntimeInfo {

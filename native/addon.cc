@@ -39,6 +39,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("load", Napi::Function::New<Load>(env, "load"));
   exports.Set("loadAsync", Napi::Function::New<LoadAsync>(env, "loadAsync"));
   exports.Set("listLayers", Napi::Function::New<ListLayersOf>(env, "listLayers"));
+  exports.Set("summarize", Napi::Function::New<SummarizeOf>(env, "summarize"));
   exports.Set("runtime", Napi::Function::New<Runtime>(env, "runtime"));
   return exports;
 }

@@ -23,6 +23,7 @@ inline constexpr const char* kModelLoadFailed = "MODEL_LOAD_FAILED";
 inline constexpr const char* kLayerNotFound = "LAYER_NOT_FOUND";
 inline constexpr const char* kUnsupportedCut = "UNSUPPORTED_CUT";
 inline constexpr const char* kInvalidInput = "INVALID_INPUT";
+inline constexpr const char* kInvalidArgument = "INVALID_ARGUMENT";
 inline constexpr const char* kDeviceUnavailable = "DEVICE_UNAVAILABLE";
 inline constexpr const char* kDisposed = "DISPOSED";
 inline constexpr const char* kForwardFailed = "FORWARD_FAILED";

@@ -33,6 +33,13 @@ class JitChildImpl : public torch::nn::Module {
     module_.train(on);
   }
 
+  // Stores 4-d weights channels-last (NHWC), the layout cuDNN and oneDNN convolutions prefer.
+  void ToChannelsLast() {
+    for (auto parameter : module_.parameters(/*recurse=*/true)) {
+      if (parameter.dim() == 4) parameter.set_data(parameter.contiguous(at::MemoryFormat::ChannelsLast));
+    }
+  }
+
   // Parameters of the TorchScript module and all its descendants (buffers such as BatchNorm's
   // running statistics are not parameters, as in torchsummary's count).
   int64_t ParameterCount() const {

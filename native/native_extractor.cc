@@ -3,6 +3,7 @@
 #include "addon_data.h"
 #include "device.h"
 #include "errors.h"
+#include "features.h"
 #include "promise_worker.h"
 #include "tensor_io.h"
 
@@ -10,25 +11,42 @@ namespace ltf {
 
 namespace {
 
+// A batch to run: a float32 tensor, or images to preprocess. Copied out of JS memory on the JS
+// thread, so the caller may reuse its buffers as soon as the call returns.
+struct Batch {
+  torch::Tensor tensor;
+  std::vector<torch::Tensor> images;
+};
+
+std::vector<torch::Tensor> RunBatch(const CutModel& model, const Batch& batch) {
+  return batch.images.empty() ? RunOnTensor(model, batch.tensor) : RunOnImages(model, batch.images);
+}
+
 class ForwardWorker : public PromiseWorker {
  public:
-  ForwardWorker(Napi::Env env, std::shared_ptr<TruncatedModel> model, torch::Tensor input)
-      : PromiseWorker(env, code::kForwardFailed), model_(std::move(model)), input_(std::move(input)) {}
+  ForwardWorker(Napi::Env env, std::shared_ptr<CutModel> model, Batch batch)
+      : PromiseWorker(env, code::kForwardFailed), model_(std::move(model)), batch_(std::move(batch)) {}
 
  protected:
   void Run() override {
-    output_ = ltf::Forward(*model_, input_);
-    input_ = torch::Tensor();  // free the copy of the input before the result goes back
+    outputs_ = RunBatch(*model_, batch_);
+    batch_ = Batch();  // free the copy of the input before the result goes back
   }
-  Napi::Value Result(Napi::Env env) override { return OutputToJs(env, output_); }
+  Napi::Value Result(Napi::Env env) override { return OutputsToJs(env, outputs_); }
 
  private:
-  std::shared_ptr<TruncatedModel> model_;
-  torch::Tensor input_;
-  torch::Tensor output_;
+  std::shared_ptr<CutModel> model_;
+  Batch batch_;
+  std::vector<torch::Tensor> outputs_;
 };
 
-using Boxed = std::shared_ptr<TruncatedModel>;
+using Boxed = std::shared_ptr<CutModel>;
+
+Napi::Array Strings(Napi::Env env, const std::vector<std::string>& values) {
+  auto array = Napi::Array::New(env, values.size());
+  for (size_t i = 0; i < values.size(); ++i) array.Set(static_cast<uint32_t>(i), values[i]);
+  return array;
+}
 
 }  // namespace
 
@@ -38,11 +56,13 @@ Napi::Function NativeExtractor::Define(Napi::Env env) {
                          InstanceMethod<&NativeExtractor::Describe>("describe"),
                          InstanceMethod<&NativeExtractor::ForwardSync>("forwardSync"),
                          InstanceMethod<&NativeExtractor::Forward>("forward"),
+                         InstanceMethod<&NativeExtractor::ForwardImagesSync>("forwardImagesSync"),
+                         InstanceMethod<&NativeExtractor::ForwardImages>("forwardImages"),
                          InstanceMethod<&NativeExtractor::Dispose>("dispose"),
                      });
 }
 
-Napi::Object NativeExtractor::Wrap(Napi::Env env, std::shared_ptr<TruncatedModel> model) {
+Napi::Object NativeExtractor::Wrap(Napi::Env env, std::shared_ptr<CutModel> model) {
   // The External only lives for the constructor call below, which moves the model out of it.
   Boxed boxed = std::move(model);
   return GetAddonData(env).native_extractor.New({Napi::External<Boxed>::New(env, &boxed)});
@@ -56,7 +76,7 @@ NativeExtractor::NativeExtractor(const Napi::CallbackInfo& info)
   model_ = std::move(*info[0].As<Napi::External<Boxed>>().Data());
 }
 
-std::shared_ptr<TruncatedModel> NativeExtractor::Model() const {
+std::shared_ptr<CutModel> NativeExtractor::Model() const {
   if (!model_) throw NativeError(code::kDisposed, "this extractor has been disposed");
   return model_;
 }
@@ -72,15 +92,13 @@ Napi::Value NativeExtractor::Describe(const Napi::CallbackInfo& info) {
       layer.Set("type", model->layers[i].type);
       layers.Set(static_cast<uint32_t>(i), layer);
     }
-    auto kept = Napi::Array::New(env, model->kept.size());
-    for (size_t i = 0; i < model->kept.size(); ++i) kept.Set(static_cast<uint32_t>(i), model->kept[i]);
-
     auto result = Napi::Object::New(env);
     result.Set("device", DeviceName(model->device));
-    result.Set("layer", model->layer);
-    result.Set("kept", kept);
+    result.Set("outputs", Strings(env, model->outputs));
+    result.Set("kept", Strings(env, model->kept));
     result.Set("layers", layers);
     result.Set("parameterCount", Napi::Number::New(env, static_cast<double>(model->parameter_count)));
+    result.Set("strategy", model->sequential ? "sequential" : "graph");
     return result;
   });
 }
@@ -89,8 +107,15 @@ Napi::Value NativeExtractor::ForwardSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
     const auto model = Model();
-    torch::Tensor input = InputFromJs(info[0], info[1]);
-    return OutputToJs(env, ltf::Forward(*model, input));
+    return OutputsToJs(env, RunOnTensor(*model, InputFromJs(info[0], info[1])));
+  });
+}
+
+Napi::Value NativeExtractor::ForwardImagesSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
+    const auto model = Model();
+    return OutputsToJs(env, RunOnImages(*model, ImagesFromJs(info[0])));
   });
 }
 
@@ -98,10 +123,22 @@ Napi::Value NativeExtractor::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
     auto model = Model();
-    torch::Tensor input = InputFromJs(info[0], info[1]);
-    auto* worker = new ForwardWorker(env, std::move(model), std::move(input));
+    Batch batch{InputFromJs(info[0], info[1]), {}};
+    auto* worker = new ForwardWorker(env, std::move(model), std::move(batch));
     Napi::Promise promise = worker->Promise();
     worker->Queue();  // the worker deletes itself once it has settled the promise
+    return promise;
+  });
+}
+
+Napi::Value NativeExtractor::ForwardImages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
+    auto model = Model();
+    Batch batch{torch::Tensor(), ImagesFromJs(info[0])};
+    auto* worker = new ForwardWorker(env, std::move(model), std::move(batch));
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
     return promise;
   });
 }

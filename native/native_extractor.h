@@ -1,4 +1,4 @@
-// NativeExtractor: the JS object that owns a TruncatedModel. Created only by load()/loadAsync()
+// NativeExtractor: the JS object that owns a CutModel. Created only by load()/loadAsync()
 // (load.cc); lib/extractor.ts wraps it in the public Extractor class.
 #pragma once
 
@@ -15,25 +15,29 @@ class NativeExtractor : public Napi::ObjectWrap<NativeExtractor> {
   // Defines the class and returns its constructor (kept in the per-environment AddonData).
   static Napi::Function Define(Napi::Env env);
   // A new JS NativeExtractor that owns `model`.
-  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<TruncatedModel> model);
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<CutModel> model);
 
   explicit NativeExtractor(const Napi::CallbackInfo& info);
 
  private:
-  // describe(): { device, layer, kept, layers: [{ name, type }], parameterCount }. Sync.
+  // describe(): { device, outputs, kept, layers: [{ name, type }], parameterCount, strategy }. Sync.
   Napi::Value Describe(const Napi::CallbackInfo& info);
-  // forwardSync(data: Float32Array, shape: number[]): { data, shape }. Sync, on the JS thread.
+  // forwardSync(data: Float32Array, shape: number[]): [{ data, shape }], one per output. Sync.
   Napi::Value ForwardSync(const Napi::CallbackInfo& info);
-  // forward(data, shape): Promise<{ data, shape }>. The input is copied before this returns; the
+  // forward(data, shape): Promise of the same. The input is copied before this returns; the
   // forward runs on a libuv worker thread, which holds the model alive until it is done.
   Napi::Value Forward(const Napi::CallbackInfo& info);
+  // forwardImagesSync(images) / forwardImages(images): the same for uint8 HWC images, which are
+  // preprocessed on the model's device.
+  Napi::Value ForwardImagesSync(const Napi::CallbackInfo& info);
+  Napi::Value ForwardImages(const Napi::CallbackInfo& info);
   // dispose(): releases the model once running forwards finish. Idempotent.
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   // The model, or an error with code DISPOSED.
-  std::shared_ptr<TruncatedModel> Model() const;
+  std::shared_ptr<CutModel> Model() const;
 
-  std::shared_ptr<TruncatedModel> model_;
+  std::shared_ptr<CutModel> model_;
 };
 
 }  // namespace ltf

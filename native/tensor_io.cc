@@ -60,6 +60,51 @@ torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape_valu
   return tensor;
 }
 
+std::vector<torch::Tensor> ImagesFromJs(const Napi::Value& value) {
+  if (!value.IsArray()) throw Invalid("images must be an array");
+  const auto array = value.As<Napi::Array>();
+  std::vector<torch::Tensor> images;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    const Napi::Value item = array.Get(i);
+    if (!item.IsObject()) throw Invalid("images[" + std::to_string(i) + "] is not an object");
+    const auto image = item.As<Napi::Object>();
+    const Napi::Value data = image.Get("data");
+    if (!data.IsTypedArray()) throw Invalid("images[" + std::to_string(i) + "].data is not a Uint8Array");
+    const auto typed = data.As<Napi::TypedArray>();
+    if (typed.TypedArrayType() != napi_uint8_array && typed.TypedArrayType() != napi_uint8_clamped_array) {
+      throw Invalid("images[" + std::to_string(i) + "].data is not a Uint8Array");
+    }
+    int64_t dims[3];
+    const char* names[3] = {"height", "width", "channels"};
+    for (int d = 0; d < 3; ++d) {
+      const Napi::Value dim = image.Get(names[d]);
+      const double number = dim.IsNumber() ? dim.As<Napi::Number>().DoubleValue() : -1;
+      if (!(number >= 1 && number <= (1 << 20)) || number != static_cast<double>(static_cast<int64_t>(number))) {
+        throw Invalid("images[" + std::to_string(i) + "]." + names[d] + " must be a positive integer");
+      }
+      dims[d] = static_cast<int64_t>(number);
+    }
+    if (dims[2] != 3 && dims[2] != 4) throw Invalid("images[" + std::to_string(i) + "].channels must be 3 or 4");
+    const int64_t bytes = dims[0] * dims[1] * dims[2];
+    if (static_cast<int64_t>(typed.ByteLength()) != bytes) {
+      throw Invalid("images[" + std::to_string(i) + "].data has " + std::to_string(typed.ByteLength()) +
+                    " bytes, not height x width x channels = " + std::to_string(bytes));
+    }
+    torch::Tensor pixels = torch::empty({dims[0], dims[1], dims[2]}, torch::kUInt8);
+    const auto* source = static_cast<const uint8_t*>(typed.ArrayBuffer().Data()) + typed.ByteOffset();
+    std::memcpy(pixels.data_ptr<uint8_t>(), source, static_cast<size_t>(bytes));
+    images.push_back(std::move(pixels));
+  }
+  if (images.empty()) throw Invalid("no images given");
+  return images;
+}
+
+Napi::Array OutputsToJs(Napi::Env env, const std::vector<torch::Tensor>& tensors) {
+  auto outputs = Napi::Array::New(env, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) outputs.Set(static_cast<uint32_t>(i), OutputToJs(env, tensors[i]));
+  return outputs;
+}
+
 Napi::Object OutputToJs(Napi::Env env, const torch::Tensor& tensor) {
   const auto elements = static_cast<size_t>(tensor.numel());
   // Float32Array::New allocates an ArrayBuffer that V8 owns.

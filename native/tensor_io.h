@@ -5,6 +5,8 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <vector>
+
 namespace ltf {
 
 // Copies a Float32Array and its shape (validated by lib/input.ts; asserted again here so that no
@@ -12,8 +14,15 @@ namespace ltf {
 // Main thread only. Throws NativeError(INVALID_INPUT).
 torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape);
 
+// Copies images [{ data: Uint8Array | Uint8ClampedArray, width, height, channels: 3 | 4 }] (HWC,
+// validated by lib/input.ts) into uint8 CPU tensors [H, W, C]. Main thread only.
+std::vector<torch::Tensor> ImagesFromJs(const Napi::Value& images);
+
 // Copies a contiguous float32 CPU tensor into { data: Float32Array, shape: number[] }.
 // Main thread only.
 Napi::Object OutputToJs(Napi::Env env, const torch::Tensor& tensor);
+
+// OutputToJs for each tensor: an array, in the order of the model's outputs.
+Napi::Array OutputsToJs(Napi::Env env, const std::vector<torch::Tensor>& tensors);
 
 }  // namespace ltf

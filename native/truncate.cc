@@ -2,45 +2,86 @@
 
 #include <sys/stat.h>
 
+#include <sstream>
+
 #include "chain.h"
+#include "device.h"
 #include "errors.h"
+#include "graph_cut.h"
 #include "jit_child.h"
+#include "module_tree.h"
 
 namespace ltf {
 
 namespace {
 
-std::string TypeName(const torch::jit::Module& module) {
-  // "__torch__.torch.nn.modules.conv.Conv2d" (or a ___torch_mangle_N. variant) -> "Conv2d"
-  const auto qualified = module.type()->name();
-  return qualified ? qualified->name() : "Module";
+std::string Describe(const ModelSource& source) {
+  return source.bytes ? "the model bytes (" + std::to_string(source.bytes->size()) + " bytes)"
+                      : "'" + source.path + "'";
 }
 
-std::string JoinNames(const std::vector<LayerInfo>& layers) {
-  std::string names;
-  for (const auto& layer : layers) names += (names.empty() ? "" : ", ") + layer.name;
-  return names.empty() ? "(none: the model has no child modules)" : names;
+// The article's way: a Sequential of the children that chain up to `layer`; nullopt when the
+// forward does anything else on the way (then the graph is cut instead).
+std::optional<std::vector<std::string>> SequentialChain(const torch::jit::Module& module,
+                                                        const std::string& layer) {
+  bool top_level = false;
+  for (const auto& child : module.named_children()) top_level = top_level || child.name == layer;
+  if (!top_level) return std::nullopt;
+  try {
+    return ChainTo(module, layer);
+  } catch (const NativeError& e) {
+    if (e.code() == code::kUnsupportedCut) return std::nullopt;
+    throw;
+  }
+}
+
+void BuildSequential(CutModel& model, const torch::jit::Module& module, std::vector<std::string> chain) {
+  model.sequential = torch::nn::Sequential();
+  for (const auto& name : chain) {
+    JitChild wrapped(module.attr(name).toModule());
+    model.parameter_count += wrapped->ParameterCount();
+    model.sequential->push_back(std::string(name), wrapped);
+  }
+  model.kept = std::move(chain);
+  if (model.options.dtype == torch::kFloat) {
+    model.sequential->to(model.device);
+  } else {
+    model.sequential->to(model.device, model.options.dtype);
+  }
+  if (model.options.channels_last) {
+    for (const auto& child : model.sequential->children()) {
+      std::dynamic_pointer_cast<JitChildImpl>(child)->ToChannelsLast();
+    }
+  }
+  model.sequential->eval();
 }
 
 }  // namespace
 
-torch::jit::Module LoadModule(const std::string& path) {
-  struct stat info {};
-  if (stat(path.c_str(), &info) != 0) {
-    throw NativeError(code::kModelNotFound, "model file not found: " + path);
-  }
-  if (S_ISDIR(info.st_mode)) {
-    throw NativeError(code::kModelLoadFailed,
-                      "model path is a directory, not a TorchScript file: " + path);
+torch::jit::Module LoadModule(const ModelSource& source) {
+  if (!source.bytes) {
+    struct stat info {};
+    if (stat(source.path.c_str(), &info) != 0) {
+      throw NativeError(code::kModelNotFound, "model file not found: " + source.path);
+    }
+    if (S_ISDIR(info.st_mode)) {
+      throw NativeError(code::kModelLoadFailed,
+                        "model path is a directory, not a TorchScript file: " + source.path);
+    }
   }
   try {
-    // Loaded on the CPU whatever the target device: only the children kept are moved.
-    return torch::jit::load(path, torch::Device(torch::kCPU));
-  } catch (const c10::Error& e) {
+    // Loaded on the CPU whatever the target device: only what is kept is moved.
+    if (source.bytes) {
+      std::istringstream stream(*source.bytes);
+      return torch::jit::load(stream, torch::Device(torch::kCPU));
+    }
+    return torch::jit::load(source.path, torch::Device(torch::kCPU));
+  } catch (const c10::Error&) {
     throw NativeError(code::kModelLoadFailed,
-                      "could not load '" + path + "' as TorchScript (save the model with "
-                      "torch.jit.script(model).save(path) or torch.jit.trace): " +
-                          Describe(std::current_exception(), code::kModelLoadFailed).message);
+                      "could not load " + Describe(source) +
+                          " as TorchScript (save the model with torch.jit.script(model).save(path) "
+                          "or torch.jit.trace): " +
+                          ltf::Describe(std::current_exception(), code::kModelLoadFailed).message);
   }
 }
 
@@ -52,42 +93,34 @@ std::vector<LayerInfo> ListLayers(const torch::jit::Module& module) {
   return layers;
 }
 
-std::shared_ptr<TruncatedModel> Truncate(const std::string& path, const std::string& layer,
-                                         torch::Device device) {
-  auto model = std::make_shared<TruncatedModel>();
+std::shared_ptr<CutModel> BuildCutModel(const ModelSource& source, const std::vector<std::string>& layers,
+                                        const ModelOptions& options) {
+  auto model = std::make_shared<CutModel>();
+  model->options = options;
+  // The device is resolved first, so that a missing GPU is reported before a long load.
+  model->device = ResolveDevice(options.device);
+  if (model->device.is_cpu() && options.dtype == torch::kHalf) {
+    throw NativeError(code::kInvalidArgument,
+                      "dtype 'float16' needs CUDA: LibTorch has no float16 convolutions on the CPU; "
+                      "use 'bfloat16' or 'float32' there");
+  }
+  model->outputs = layers;
   {
-    torch::jit::Module module = LoadModule(path);
+    torch::jit::Module module = LoadModule(source);
+    module.eval();
     model->layers = ListLayers(module);
-    const bool exists = std::any_of(model->layers.begin(), model->layers.end(),
-                                    [&](const LayerInfo& info) { return info.name == layer; });
-    if (!exists) {
-      throw NativeError(code::kLayerNotFound, "layer '" + layer +
-                                                  "' is not a top-level child of the model; its "
-                                                  "layers are: " + JoinNames(model->layers));
+    std::optional<std::vector<std::string>> chain;
+    if (layers.size() == 1) chain = SequentialChain(module, layers.front());
+    if (chain) {
+      BuildSequential(*model, module, std::move(*chain));
+    } else {
+      GraphCut cut = CutGraph(module, layers, model->device, options.dtype, options.channels_last);
+      model->graph = std::move(cut.module);
+      model->kept = std::move(cut.kept);
+      model->parameter_count = cut.parameter_count;
     }
-    model->kept = ChainTo(module, layer);
-    // In call order, which ChainTo returned.
-    for (const auto& name : model->kept) {
-      JitChild wrapped(module.attr(name).toModule());
-      model->parameter_count += wrapped->ParameterCount();
-      model->sequential->push_back(std::string(name), wrapped);
-    }
-  }  // The parent module goes here, and with it every child not kept: their memory is released.
-
-  model->sequential->eval();
-  model->sequential->to(device);
-  model->layer = layer;
-  model->device = device;
+  }  // The original module goes here, and with it everything the cut does not use.
   return model;
-}
-
-torch::Tensor Forward(const TruncatedModel& model, const torch::Tensor& input) {
-  // InferenceMode is thread-local: it must be created on the thread that runs the forward.
-  c10::InferenceMode guard;
-  torch::Tensor on_device = input.to(model.device);
-  torch::Tensor output = model.sequential.ptr()->forward(on_device);
-  // A no-op for a contiguous float32 CPU output; a device-to-host copy for CUDA.
-  return output.to(torch::kCPU, torch::kFloat).contiguous();
 }
 
 }  // namespace ltf

@@ -1,14 +1,24 @@
-// Loading a TorchScript model and cutting it after a named top-level child.
+// Loading a TorchScript model and cutting it at the layers asked for.
 #pragma once
 
 #include <torch/script.h>
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "model_options.h"
+
 namespace ltf {
+
+// Where a model comes from: a file, or bytes (Electron apps ship models inside asar archives,
+// where native code cannot open a path).
+struct ModelSource {
+  std::string path;                          // when loading a file
+  std::shared_ptr<const std::string> bytes;  // when loading from memory
+};
 
 // A top-level child of the model, as named_children() lists it.
 struct LayerInfo {
@@ -16,32 +26,34 @@ struct LayerInfo {
   std::string type;  // the class name without its module path: "Conv2d", "Sequential"
 };
 
-// The model cut after one layer: a Sequential of the children that lead to it, on its device.
-// Immutable once built, so several threads may run forward() on it at once.
-struct TruncatedModel {
-  torch::nn::Sequential sequential;
-  std::vector<LayerInfo> layers;  // every top-level child of the original model, in order
-  std::vector<std::string> kept;  // the children in the Sequential, input first
-  std::string layer;              // the cut: the last of `kept`
-  int64_t parameter_count = 0;    // parameters held by `kept`
+// The model cut at one or more layers, on its device. Immutable once built, so several threads
+// may run it at once.
+struct CutModel {
+  // Exactly one of these runs the model. The article's way, where the forward is a plain chain of
+  // top-level children up to a single cut:
+  torch::nn::Sequential sequential{nullptr};
+  // Everywhere else: the forward graph cut at the layers, frozen; returns a tuple of tensors.
+  std::optional<torch::jit::Module> graph;
+
+  std::vector<std::string> outputs;  // the layers returned, in order
+  std::vector<LayerInfo> layers;     // every top-level child of the original model
+  std::vector<std::string> kept;     // the top-level children still used
+  int64_t parameter_count = 0;       // parameters kept, each counted once
   torch::Device device = torch::kCPU;
+  ModelOptions options;
 };
 
-// Loads a TorchScript file on the CPU. Throws NativeError(MODEL_LOAD_FAILED) with LibTorch's reason.
-torch::jit::Module LoadModule(const std::string& path);
+// Loads a TorchScript model on the CPU. Throws NativeError(MODEL_NOT_FOUND, MODEL_LOAD_FAILED).
+torch::jit::Module LoadModule(const ModelSource& source);
 
 // The top-level children of a module, in registration order.
 std::vector<LayerInfo> ListLayers(const torch::jit::Module& module);
 
-// Loads `path`, keeps the children that the forward calls, in a chain, up to and including
-// `layer`, releases the rest and moves what is kept to `device` in eval mode.
-// Throws LAYER_NOT_FOUND, UNSUPPORTED_CUT (the forward does more than chain children up to the
-// cut, so a Sequential would not reproduce it) or MODEL_LOAD_FAILED.
-std::shared_ptr<TruncatedModel> Truncate(const std::string& path, const std::string& layer,
-                                         torch::Device device);
-
-// Runs the cut model on a CPU float tensor on the calling thread, under InferenceMode created
-// here; returns a contiguous float32 CPU tensor.
-torch::Tensor Forward(const TruncatedModel& model, const torch::Tensor& input);
+// Loads `source` and cuts it at `layers` (top-level or nested names). A single top-level layer
+// that the forward reaches through a plain chain of children becomes a Sequential of those
+// children; anything else is a cut of the forward graph. What is not kept is released.
+// Throws LAYER_NOT_FOUND, UNSUPPORTED_CUT, MODEL_*, DEVICE_UNAVAILABLE, INVALID_ARGUMENT.
+std::shared_ptr<CutModel> BuildCutModel(const ModelSource& source, const std::vector<std::string>& layers,
+                                        const ModelOptions& options);
 
 }  // namespace ltf

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { Extractor, ExtractorError } from '../lib';
-import { CHAIN, RESNET18, cudaSkipReason } from './helpers';
+import { RESNET18, cudaSkipReason } from './helpers';
 
 function expectError(code: string, message: RegExp) {
   return (error: unknown) => {
@@ -61,17 +61,31 @@ describe('layer errors', () => {
     await assert.rejects(Extractor.create(RESNET18, 'layer5'), expectError('LAYER_NOT_FOUND', lists));
   });
 
-  it("UNSUPPORTED_CUT at ResNet's fc: the forward flattens before it", () => {
-    assert.throws(() => new Extractor(RESNET18, 'fc'), expectError('UNSUPPORTED_CUT', /'fc'.*aten::flatten/));
+  it('LAYER_NOT_FOUND for a nested name lists what its parent holds', () => {
+    assert.throws(() => new Extractor(RESNET18, 'layer1.7'), expectError('LAYER_NOT_FOUND', /'layer1' holds: layer1\.0, layer1\.1/));
   });
 
-  it('UNSUPPORTED_CUT after a skip connection', () => {
-    assert.throws(() => new Extractor(CHAIN, 'extra'), expectError('UNSUPPORTED_CUT', /'extra'.*aten::add/));
+  it('LAYER_NOT_FOUND for a call that does not happen lists the calls there are', () => {
+    assert.throws(
+      () => new Extractor(RESNET18, 'layer1.0.relu_2'),
+      expectError('LAYER_NOT_FOUND', /called 2 time\(s\), as: layer1\.0\.relu, layer1\.0\.relu_1/),
+    );
   });
 
-  it('INVALID_ARGUMENT for a layer that is not a non-empty string', () => {
-    for (const layer of [undefined, 4, '', ['layer4']]) {
-      assert.throws(() => new Extractor(RESNET18, layer as never), expectError('INVALID_ARGUMENT', /layer/));
+  it('INVALID_ARGUMENT for a layer that is not a name, a list or a record of names', () => {
+    const cases: [unknown, RegExp][] = [
+      [undefined, /layer name.*undefined/],
+      [4, /layer name.*4 of type number/],
+      ['', /layer name.*'' of type string/],
+      [[], /at least one layer.*empty array/],
+      [['layer2', 7], /layer\[1\].*7 of type number/],
+      [['layer2', 'layer2'], /names 'layer2' twice/],
+      [{}, /at least one layer/],
+      [{ layer2: '' }, /output name for layer 'layer2'/],
+      [{ layer2: 'x', layer3: 'x' }, /names 'x' twice/],
+    ];
+    for (const [layer, message] of cases) {
+      assert.throws(() => new Extractor(RESNET18, layer as never), expectError('INVALID_ARGUMENT', message));
     }
   });
 

@@ -1,0 +1,56 @@
+#include "features.h"
+
+#include "preprocess.h"
+
+namespace ltf {
+
+namespace {
+
+// Feature maps [N, C, ...] to vectors [N, C] (pool), and vectors to unit length (l2): in float32
+// whatever the compute dtype, as F.adaptive_avg_pool2d / amax and F.normalize would.
+torch::Tensor PostProcess(torch::Tensor output, const ModelOptions& options) {
+  output = output.to(torch::kFloat);
+  if (!options.pool.empty() && output.dim() > 2) {
+    const auto flat = output.flatten(/*start_dim=*/2);
+    output = options.pool == "avg" ? flat.mean(/*dim=*/2) : flat.amax(/*dim=*/2);
+  }
+  if (options.l2_normalize) {
+    // F.normalize(x, p=2, dim=1, eps=1e-12) on every row.
+    const auto rows = output.flatten(/*start_dim=*/1);
+    const auto norms = rows.norm(2, /*dim=*/1, /*keepdim=*/true).clamp_min(1e-12);
+    output = (rows / norms).view(output.sizes());
+  }
+  // A no-op for a contiguous CPU tensor; a device-to-host copy for CUDA.
+  return output.to(torch::kCPU).contiguous();
+}
+
+std::vector<torch::Tensor> Run(const CutModel& model, torch::Tensor batch) {
+  if (model.options.dtype != torch::kFloat) batch = batch.to(model.options.dtype);
+  if (model.options.channels_last) batch = batch.contiguous(at::MemoryFormat::ChannelsLast);
+
+  std::vector<torch::Tensor> outputs;
+  if (model.sequential) {
+    outputs.push_back(model.sequential.ptr()->forward(batch));
+  } else {
+    torch::jit::Module module = *model.graph;  // a handle: forward() is not const
+    const c10::IValue result = module.forward({batch});  // the tuple must outlive the loop
+    for (const auto& value : result.toTupleRef().elements()) outputs.push_back(value.toTensor());
+  }
+  for (auto& output : outputs) output = PostProcess(output, model.options);
+  return outputs;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> RunOnTensor(const CutModel& model, const torch::Tensor& input) {
+  // InferenceMode is thread-local: it must be created on the thread that runs the forward.
+  c10::InferenceMode guard;
+  return Run(model, input.to(model.device));
+}
+
+std::vector<torch::Tensor> RunOnImages(const CutModel& model, const std::vector<torch::Tensor>& images) {
+  c10::InferenceMode guard;
+  return Run(model, PreprocessImages(images, model.options.preprocess, model.device));
+}
+
+}  // namespace ltf

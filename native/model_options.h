@@ -1,0 +1,29 @@
+// What an extractor is built with, as lib/options.ts normalised it (load.cc reads it from JS).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace ltf {
+
+// The transform applied to images (never to tensors given as float32), on the model's device:
+// torchvision's Resize(resize) + CenterCrop(crop) + ToTensor + Normalize(mean, std).
+struct Preprocess {
+  int64_t resize = 256;             // shorter side; 0: no resize
+  int64_t crop = 224;               // centre square; 0: no crop
+  std::vector<double> mean{0.485, 0.456, 0.406};  // empty: no normalisation
+  std::vector<double> std{0.229, 0.224, 0.225};
+};
+
+struct ModelOptions {
+  std::string device = "auto";  // "auto" | "cpu" | "cuda" | "cuda:N"
+  torch::Dtype dtype = torch::kFloat;
+  bool channels_last = false;
+  std::string pool;             // "" | "avg" | "max": over every dimension after the channels
+  bool l2_normalize = false;    // divide each [N, ...] row by its L2 norm, after pooling
+  Preprocess preprocess;
+};
+
+}  // namespace ltf

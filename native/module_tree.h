@@ -1,0 +1,28 @@
+// Finding submodules by their dotted path ("layer3.1.conv2") in a TorchScript module and in the
+// values of its graphs.
+#pragma once
+
+#include <torch/script.h>
+
+#include <optional>
+#include <string>
+
+namespace ltf {
+
+// The class name without its module path: "Conv2d", "Sequential", "BasicBlock".
+std::string TypeName(const torch::jit::Module& module);
+
+// The submodule at a dotted path ("" is `root` itself), or nullopt when there is none.
+std::optional<torch::jit::Module> FindModule(const torch::jit::Module& root, const std::string& path);
+
+// The dotted path of the module a graph value holds, when it is reached from `self` through
+// prim::GetAttr nodes ("" for self); nullopt for any other value.
+std::optional<std::string> ModulePath(const torch::jit::Value* value, const torch::jit::Value* self);
+
+// Whether a module has submodules (a container, or a block such as BasicBlock).
+bool HasChildren(const torch::jit::Module& module);
+
+// `path` is below `ancestor` in the tree ("layer1.0" is below "layer1" and below "").
+bool IsBelow(const std::string& path, const std::string& ancestor);
+
+}  // namespace ltf

@@ -1,0 +1,79 @@
+#include "preprocess.h"
+
+#include <cmath>
+
+#include "errors.h"
+
+namespace ltf {
+
+namespace {
+
+// torchvision's Resize(size) with one int: the shorter side becomes `size`, the longer keeps the
+// aspect ratio, truncated (int(size * long / short)).
+std::pair<int64_t, int64_t> ResizedSize(int64_t height, int64_t width, int64_t size) {
+  if (height <= width) {
+    return {size, static_cast<int64_t>(static_cast<double>(size) * width / height)};
+  }
+  return {static_cast<int64_t>(static_cast<double>(size) * height / width), size};
+}
+
+// torchvision's CenterCrop: zero-pads an image smaller than the crop, then takes the centre.
+torch::Tensor CenterCrop(torch::Tensor image, int64_t crop) {
+  int64_t height = image.size(2), width = image.size(3);
+  if (height < crop || width < crop) {
+    const int64_t left = width < crop ? (crop - width) / 2 : 0;
+    const int64_t top = height < crop ? (crop - height) / 2 : 0;
+    const int64_t right = width < crop ? (crop - width + 1) / 2 : 0;
+    const int64_t bottom = height < crop ? (crop - height + 1) / 2 : 0;
+    image = torch::constant_pad_nd(image, {left, right, top, bottom}, 0);
+    height = image.size(2);
+    width = image.size(3);
+  }
+  const auto top = static_cast<int64_t>(std::round((height - crop) / 2.0));
+  const auto left = static_cast<int64_t>(std::round((width - crop) / 2.0));
+  return image.slice(2, top, top + crop).slice(3, left, left + crop);
+}
+
+}  // namespace
+
+torch::Tensor PreprocessImages(const std::vector<torch::Tensor>& images, const Preprocess& options,
+                               torch::Device device) {
+  std::vector<torch::Tensor> batch;
+  batch.reserve(images.size());
+  for (const auto& pixels : images) {
+    // uint8 crosses the bus: a quarter of the bytes of float32.
+    torch::Tensor image = pixels.to(device, /*non_blocking=*/false)
+                              .slice(/*dim=*/2, 0, 3)
+                              .permute({2, 0, 1})
+                              .unsqueeze(0)
+                              .to(torch::kFloat);
+    if (options.resize > 0) {
+      const auto [height, width] = ResizedSize(image.size(2), image.size(3), options.resize);
+      image = at::_upsample_bilinear2d_aa(image, {height, width}, /*align_corners=*/false);
+      // torchvision resizes uint8 images in float and rounds the result back to uint8.
+      image = image.round_().clamp_(0, 255);
+    }
+    if (options.crop > 0) image = CenterCrop(image, options.crop);
+    batch.push_back(image);
+  }
+  for (const auto& image : batch) {
+    if (image.sizes() != batch.front().sizes()) {
+      throw NativeError(code::kInvalidInput,
+                        "the images come out of preprocessing in different sizes (" +
+                            std::to_string(batch.front().size(2)) + "x" + std::to_string(batch.front().size(3)) +
+                            " and " + std::to_string(image.size(2)) + "x" + std::to_string(image.size(3)) +
+                            "); set preprocess.crop, or give images of one size");
+    }
+  }
+  torch::Tensor result = torch::cat(batch, 0).div_(255.0);
+  if (!options.mean.empty()) {
+    const auto shape = std::vector<int64_t>{1, 3, 1, 1};
+    const auto float_options = torch::TensorOptions().dtype(torch::kFloat);
+    const auto mean = torch::tensor(options.mean, float_options.dtype(torch::kDouble)).to(torch::kFloat).view(shape).to(device);
+    const auto std = torch::tensor(options.std, float_options.dtype(torch::kDouble)).to(torch::kFloat).view(shape).to(device);
+    result.sub_(mean).div_(std);
+  }
+  return result.contiguous();
+}
+
+}  // namespace ltf
