@@ -7,6 +7,7 @@
 #include <map>
 
 #include "errors.h"
+#include "module_tree.h"
 
 namespace ltf {
 
@@ -25,7 +26,7 @@ bool IsCallOnSelf(const Node* node, const Value* self) {
 
 // The name of the top-level child whose forward `node` calls, or "" when it is no such call.
 std::string CalledChild(const Node* node, const Value* self) {
-  if (node->kind() != c10::prim::CallMethod || node->s(c10::attr::name) != "forward") return "";
+  if (node->kind() != c10::prim::CallMethod || !IsForward(node->s(c10::attr::name))) return "";
   const Node* get = node->inputs().at(0)->node();
   if (get->kind() != c10::prim::GetAttr || get->inputs().at(0) != self) return "";
   return get->s(c10::attr::name);

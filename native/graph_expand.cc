@@ -48,7 +48,7 @@ class Expander {
         const auto path = ModulePath(node->inputs().at(0), self_);
         if (path) {
           const std::string method = node->s(c10::attr::name);
-          if (!path->empty() && method == "forward") Record(node, *path, top_level);
+          if (!path->empty() && IsForward(method)) Record(node, *path, top_level);
           if (path->empty() || expand_(*path)) {
             Node* before = node->prev();
             Inline(node, *path, method);

@@ -43,6 +43,10 @@ bool HasChildren(const torch::jit::Module& module) {
   return module.children().size() > 0;
 }
 
+bool IsForward(const std::string& method) {
+  return method == "forward" || method.rfind("forward__", 0) == 0;
+}
+
 bool IsBelow(const std::string& path, const std::string& ancestor) {
   if (ancestor.empty()) return !path.empty();
   return path.size() > ancestor.size() && path.compare(0, ancestor.size(), ancestor) == 0 &&

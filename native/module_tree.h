@@ -22,6 +22,10 @@ std::optional<std::string> ModulePath(const torch::jit::Value* value, const torc
 // Whether a module has submodules (a container, or a block such as BasicBlock).
 bool HasChildren(const torch::jit::Module& module);
 
+// Whether a method name is a module's forward: "forward", or "forward__N" for the overloads that
+// torch.jit._overload_method compiles (torchvision's _DenseLayer).
+bool IsForward(const std::string& method);
+
 // `path` is below `ancestor` in the tree ("layer1.0" is below "layer1" and below "").
 bool IsBelow(const std::string& path, const std::string& ancestor);
 

@@ -29,8 +29,9 @@ torch::Tensor CenterCrop(torch::Tensor image, int64_t crop) {
     height = image.size(2);
     width = image.size(3);
   }
-  const auto top = static_cast<int64_t>(std::round((height - crop) / 2.0));
-  const auto left = static_cast<int64_t>(std::round((width - crop) / 2.0));
+  // Python's round(), as torchvision uses: halves go to the even neighbour (26.5 -> 26).
+  const auto top = static_cast<int64_t>(std::nearbyint((height - crop) / 2.0));
+  const auto left = static_cast<int64_t>(std::nearbyint((width - crop) / 2.0));
   return image.slice(2, top, top + crop).slice(3, left, left + crop);
 }
 
@@ -68,9 +69,9 @@ torch::Tensor PreprocessImages(const std::vector<torch::Tensor>& images, const P
   torch::Tensor result = torch::cat(batch, 0).div_(255.0);
   if (!options.mean.empty()) {
     const auto shape = std::vector<int64_t>{1, 3, 1, 1};
-    const auto float_options = torch::TensorOptions().dtype(torch::kFloat);
-    const auto mean = torch::tensor(options.mean, float_options.dtype(torch::kDouble)).to(torch::kFloat).view(shape).to(device);
-    const auto std = torch::tensor(options.std, float_options.dtype(torch::kDouble)).to(torch::kFloat).view(shape).to(device);
+    // float32, as torchvision's Normalize builds them from the image's dtype.
+    const auto mean = torch::tensor(options.mean).to(device, torch::kFloat).view(shape);
+    const auto std = torch::tensor(options.std).to(device, torch::kFloat).view(shape);
     result.sub_(mean).div_(std);
   }
   return result.contiguous();

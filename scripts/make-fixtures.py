@@ -4,45 +4,107 @@
 Run with Debian's interpreter (/usr/bin/python3: torch 1.13, torchvision 0.14); the `python3` first
 on PATH may have no torch. Writes into test/fixtures/ (or the folder given):
 
-  resnet18.pt        torchvision's ResNet-18, seeded weights, BatchNorm statistics calibrated on
-                     real photos so activations have realistic scale, saved with torch.jit.script
+  resnet18.pt, mobilenet_v2.pt, densenet121.pt
+                     torchvision architectures, seeded weights, BatchNorm statistics calibrated
+                     on real photos so activations have realistic scale, saved with torch.jit.script
   chain.pt           a hand-written model whose children are registered in another order than
                      they are called, with a skip connection between two of them
-  *.f32              raw little-endian float32 tensors (inputs and reference outputs)
-  manifest.json      shapes, files, parameter counts and which cuts PyTorch reports
+  *.f32, *.u8        raw little-endian float32 tensors and uint8 images
+  manifest.json      shapes, files, parameter counts, names, and what PyTorch computed
 
-Reference outputs come from forward hooks on the original eager model: what each child outputs
-inside the model's own forward. No pretrained weights can be downloaded here, hence the seeds.
+Reference outputs come from forward hooks on the original eager model: what each module outputs
+inside the model's own forward, call by call (a module called twice has hooks fire twice: its
+outputs are named `name` and `name_1`, as torchvision names them). No pretrained weights can be
+downloaded here, hence the seeds.
 """
 import json
 import os
 import sys
+from collections import defaultdict
 
-import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision
+import torchvision.transforms.functional as TF
 from torchvision import transforms
+from torchvision.models.feature_extraction import get_graph_node_names
 
-from torch_models import PREPROCESS, photos, resnet18_seeded
+from torch_models import PREPROCESS, photos, seeded_model
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), '..', 'test', 'fixtures')
-def save(name, tensor):
-    array = tensor.detach().contiguous().numpy().astype('<f4')
-    array.tofile(os.path.join(OUT, name + '.f32'))
-    return {'file': name + '.f32', 'shape': list(array.shape)}
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
-def hooked_outputs(model, x):
-    """Runs the eager model once, recording every top-level child's output with a forward hook."""
-    outputs, handles = {}, []
-    for name, child in model.named_children():
-        handles.append(child.register_forward_hook(
-            lambda _m, _i, out, name=name: outputs.__setitem__(name, out.detach().clone())))
+def save(name, tensor, dtype='<f4'):
+    array = tensor.detach().contiguous().numpy().astype(dtype)
+    suffix = '.u8' if dtype == 'u1' else '.f32'
+    array.tofile(os.path.join(OUT, name + suffix))
+    return {'file': name + suffix, 'shape': list(array.shape)}
+
+
+def call_outputs(model, x, wanted=None):
+    """Runs the eager model once; returns the output of every module call (or of those `wanted`),
+    named as torchvision names them, and the model's output."""
+    outputs, calls, handles = {}, defaultdict(int), []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+
+        def hook(_m, _i, out, name=name):
+            k = calls[name]
+            calls[name] += 1
+            key = name if k == 0 else f'{name}_{k}'
+            if wanted is None or key in wanted:
+                outputs[key] = out.detach().clone()
+        handles.append(module.register_forward_hook(hook))
     with torch.no_grad():
         final = model(x)
     for handle in handles:
         handle.remove()
     return outputs, final
+
+
+def leaf_call_names(model):
+    """torchvision's names (get_graph_node_names, eval) that are calls of leaf modules."""
+    modules = dict(model.named_modules())
+    _, names = get_graph_node_names(model)
+    leaves = []
+    for name in names:
+        base = name.rsplit('_', 1)[0] if name.rsplit('_', 1)[-1].isdigit() else name
+        for candidate in (name, base):
+            module = modules.get(candidate)
+            if module is not None and candidate and not list(module.children()):
+                leaves.append(name)
+                break
+    return leaves
+
+
+def params_up_to(model, layer):
+    kept = []
+    for name, child in model.named_children():
+        kept.append(child)
+        if name == layer:
+            break
+    return sum(p.numel() for m in kept for p in m.parameters())
+
+
+def architecture(arch, x, nested, tag):
+    """Script a seeded torchvision model and record PyTorch's outputs at every top-level child and
+    at the nested names given."""
+    model = seeded_model(arch)
+    torch.jit.script(model).save(os.path.join(OUT, f'{arch}.pt'))
+    top = [name for name, _ in model.named_children()]
+    outputs, final = call_outputs(model, x, set(top) | set(nested))
+    return model, {
+        'file': f'{arch}.pt',
+        'layers': [{'name': n, 'type': type(m).__name__} for n, m in model.named_children()],
+        'parameterCounts': {name: params_up_to(model, name) for name in top},
+        'input': save(f'{arch}-{tag}-input', x),
+        'outputs': {name: save(f'{arch}-{tag}-{name}', out) for name, out in outputs.items()},
+        'modelOutput': save(f'{arch}-{tag}-model', final),
+        'nested': nested,
+        'leafCalls': leaf_call_names(model),
+    }
 
 
 class Chain(torch.nn.Module):
@@ -63,47 +125,114 @@ class Chain(torch.nn.Module):
         return self.extra(x + y)
 
 
+def torchsummary_rows(model, input_shape):
+    """torchsummary's table (summary(model, input_size)), re-implemented with its own rules: a
+    hook on every module but Sequential, ModuleList and the model itself; parameters are the
+    module's own weight and bias; shapes with batch -1."""
+    rows, handles = [], []
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Sequential, torch.nn.ModuleList)) or module is model:
+            continue
+
+        def hook(m, _i, out):
+            params = sum(p.numel() for n, p in m.named_parameters(recurse=False) if n in ('weight', 'bias'))
+            rows.append({'type': type(m).__name__, 'outputShape': list(out.shape[1:]), 'parameters': params})
+        handles.append(module.register_forward_hook(hook))
+    with torch.no_grad():
+        model(torch.zeros(2, *input_shape))
+    for handle in handles:
+        handle.remove()
+    return rows
+
+
+def preprocessing():
+    """The photos as uint8 HWC, and what torchvision makes of them: the PIL pipeline (PREPROCESS)
+    and the same transforms on uint8 tensors (antialiased bilinear), with defaults and others."""
+    images = photos()
+    rgba = torch.cat([torch.from_numpy(images[0]), torch.full(images[0].shape[:2] + (1,), 255, dtype=torch.uint8)], 2)
+    files = [save(f'photo-{i}', torch.from_numpy(img), 'u1') for i, img in enumerate(images)]
+    files.append(save('photo-0-rgba', rgba, 'u1'))
+
+    def tensor_pipeline(img, resize, crop, mean, std):
+        t = torch.from_numpy(img[..., :3]).permute(2, 0, 1).contiguous()
+        t = TF.resize(t, resize, antialias=True)
+        t = TF.center_crop(t, crop)
+        t = TF.convert_image_dtype(t, torch.float32)
+        return TF.normalize(t, mean, std) if mean else t
+
+    return {
+        'images': files,
+        'pil': save('preprocess-pil', torch.stack([PREPROCESS(img) for img in images])),
+        'tensor': save('preprocess-tensor', torch.stack([tensor_pipeline(img, 256, 224, MEAN, STD) for img in images])),
+        'custom': {
+            'options': {'resize': 160, 'crop': 128, 'mean': [0.5, 0.5, 0.5], 'std': [0.25, 0.25, 0.25]},
+            'expected': save('preprocess-custom', torch.stack([tensor_pipeline(img, 160, 128, [0.5] * 3, [0.25] * 3) for img in images])),
+        },
+        'unnormalized': {
+            'options': {'resize': 100, 'crop': 96, 'mean': False},
+            'expected': save('preprocess-unnormalized', torch.stack([tensor_pipeline(img, 100, 96, None, None) for img in images])),
+        },
+    }
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     manifest = {'torch': torch.__version__, 'torchvision': torchvision.__version__}
 
-    # ResNet-18 at 224x224, a batch of four photos.
-    model = resnet18_seeded()
+    # ResNet-18 at 224x224, a batch of four photos, and one non-square image (3x160x200).
+    model = seeded_model('resnet18')
     torch.jit.script(model).save(os.path.join(OUT, 'resnet18.pt'))
     batch = torch.stack([PREPROCESS(img) for img in photos()])
-    # A non-square input (3x160x200) made from the first photo.
     wide = transforms.Compose([transforms.ToPILImage(), transforms.Resize((160, 200)), transforms.ToTensor(),
-                               transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+                               transforms.Normalize(mean=MEAN, std=STD)])
     nonsquare = wide(photos()[0]).unsqueeze(0)
-
     layers = [name for name, _ in model.named_children()]
-    params = {}
-    kept = []
-    for name, child in model.named_children():
-        kept.append(child)
-        params[name] = sum(p.numel() for m in kept for p in m.parameters())
+    nested = ['layer1.0.relu', 'layer1.0.relu_1', 'layer1.0.bn2', 'layer2.0.downsample', 'layer2.0.downsample.0',
+              'layer3.1.conv2', 'layer4.1', 'fc']
     cases = {}
     for case, x in (('batch4', batch), ('nonsquare', nonsquare)):
-        outputs, final = hooked_outputs(model, x)
+        outputs, final = call_outputs(model, x, set(layers) | set(nested))
         cases[case] = {'input': save(f'resnet18-{case}-input', x),
                        'outputs': {name: save(f'resnet18-{case}-{name}', out) for name, out in outputs.items()},
                        'modelOutput': save(f'resnet18-{case}-model', final)}
+    deep = call_outputs(model, batch, {'layer4'})[0]['layer4']
     manifest['resnet18'] = {
         'file': 'resnet18.pt',
         'layers': [{'name': n, 'type': type(m).__name__} for n, m in model.named_children()],
-        'parameterCounts': params,
+        'parameterCounts': {name: params_up_to(model, name) for name in layers},
         'cases': cases,
         # Cuts where the children in a chain reproduce the model: up to avgpool. fc gets a flatten
-        # first inside ResNet's forward.
+        # first inside ResNet's forward, so it is cut in the graph.
         'chainLayers': layers[:layers.index('avgpool') + 1],
+        'nested': nested,
+        'leafCalls': leaf_call_names(model),
+        'pooled': {
+            'avg': save('resnet18-batch4-layer4-avg', F.adaptive_avg_pool2d(deep, 1).flatten(1)),
+            'max': save('resnet18-batch4-layer4-max', F.adaptive_max_pool2d(deep, 1).flatten(1)),
+            'avgL2': save('resnet18-batch4-layer4-avg-l2', F.normalize(F.adaptive_avg_pool2d(deep, 1).flatten(1), dim=1)),
+            'mapL2': save('resnet18-batch4-layer4-l2', F.normalize(deep.flatten(1), dim=1).view_as(deep)),
+        },
+        'summary': {'inputShape': [3, 224, 224], 'rows': torchsummary_rows(
+            torch.nn.Sequential(*list(model.children())[:layers.index('layer4') + 1]), [3, 224, 224])},
     }
+
+    # Two more architectures, two images each at 160x160 (any size their pooling accepts).
+    small = torch.stack([transforms.Compose([transforms.ToPILImage(), transforms.Resize(160), transforms.CenterCrop(160),
+                                             transforms.ToTensor(), transforms.Normalize(MEAN, STD)])(img)
+                         for img in photos()[:2]])
+    manifest['mobilenet_v2'] = architecture('mobilenet_v2', small, [
+        'features.0', 'features.3', 'features.3.conv.1', 'features.10', 'features.17.conv.2', 'features.18',
+        'classifier.1'], 'small')[1]
+    manifest['densenet121'] = architecture('densenet121', small, [
+        'features.denseblock1', 'features.denseblock1.denselayer1', 'features.transition1.conv',
+        'features.denseblock2.denselayer3.conv2', 'features.norm5'], 'small')[1]
 
     torch.manual_seed(7)
     chain = Chain().eval()
     torch.jit.script(chain).save(os.path.join(OUT, 'chain.pt'))
     x = torch.randn(2, 3, 12, 10, generator=torch.Generator().manual_seed(7))
-    outputs, _ = hooked_outputs(chain, x)
+    outputs, _ = call_outputs(chain, x, {'tail', 'head', 'body', 'extra'})
     manifest['chain'] = {
         'file': 'chain.pt',
         'layers': [{'name': n, 'type': type(m).__name__} for n, m in chain.named_children()],
@@ -111,6 +240,10 @@ def main():
         'outputs': {name: save(f'chain-{name}', out) for name, out in outputs.items()},
         'callOrder': ['tail', 'head', 'body'],
     }
+    manifest['preprocess'] = preprocessing()
+    # A model that returns its input, so that an extractor's output is its preprocessed input.
+    torch.jit.script(torch.nn.Sequential(torch.nn.Identity())).save(os.path.join(OUT, 'identity.pt'))
+    manifest['identity'] = {'file': 'identity.pt', 'layer': '0'}
 
     with open(os.path.join(OUT, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=2)

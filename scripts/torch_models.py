@@ -23,11 +23,12 @@ def photos():
     return [img[..., :3] for img in images]
 
 
-def resnet18_seeded():
-    """torchvision's ResNet-18 with seeded weights, BatchNorm statistics calibrated on real photos
-    (so activations have the scale of a trained network), in eval mode."""
+def seeded_model(arch):
+    """A torchvision architecture (`resnet18`, `mobilenet_v2`, `densenet121`, ...) with seeded
+    weights and BatchNorm statistics calibrated on real photos (so activations have the scale of a
+    trained network), in eval mode."""
     torch.manual_seed(SEED)
-    model = torchvision.models.resnet18(weights=None)
+    model = getattr(torchvision.models, arch)(weights=None)
     # Calibrate BatchNorm on real pixels: cumulative averages over a few passes, then evaluate.
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -38,5 +39,9 @@ def resnet18_seeded():
     with torch.no_grad():
         for _ in range(4):
             model(torch.stack([augment(img) for img in photos() for _ in range(2)]))
-    model.eval()
-    return model
+    return model.eval()
+
+
+def resnet18_seeded():
+    """torchvision's ResNet-18, seeded and calibrated (see seeded_model)."""
+    return seeded_model('resnet18')
