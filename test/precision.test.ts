@@ -1,0 +1,59 @@
+/** Precision and layout options, with their tolerances against the float32 result. */
+import * as assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { Extractor, ExtractorError } from '../lib';
+import { CPU_TOLERANCE, CUDA_TOLERANCE, RESNET18, assertClose, cudaSkipReason, manifest, maxAbs, maxAbsDiff, meanAbsDiff, readImage, readTensor } from './helpers';
+
+const { cases } = manifest.resnet18;
+const batch = readTensor(cases.batch4.input);
+const layer4 = readTensor(cases.batch4.outputs.layer4);
+
+describe('CPU', () => {
+  it('bfloat16: within 5% of the largest value (max-abs) and 0.5% on average of the float32 result, as Float32Array', () => {
+    for (const layer of ['layer4', 'layer3.1.conv2']) {
+      const out = new Extractor(RESNET18, layer, { device: 'cpu', dtype: 'bfloat16' }).extractSync(batch);
+      const expected = readTensor(cases.batch4.outputs[layer]);
+      assert.ok(out.data instanceof Float32Array);
+      const scale = maxAbs(expected.data);
+      assert.ok(maxAbsDiff(out.data, expected.data) <= 0.05 * scale, `${layer}: max ${maxAbsDiff(out.data, expected.data)} of ${scale}`);
+      assert.ok(meanAbsDiff(out.data, expected.data) <= 0.005 * scale, `${layer}: mean ${meanAbsDiff(out.data, expected.data)}`);
+    }
+  });
+
+  it('float16 on the CPU: INVALID_ARGUMENT saying it needs CUDA', () => {
+    assert.throws(
+      () => new Extractor(RESNET18, 'layer4', { device: 'cpu', dtype: 'float16' }),
+      (e: unknown) => e instanceof ExtractorError && e.code === 'INVALID_ARGUMENT' && /needs CUDA/.test(e.message),
+    );
+  });
+
+  it('channelsLast: the float32 result within the CPU tolerance, both strategies', () => {
+    for (const layer of ['layer4', 'layer3.1.conv2']) {
+      const ex = new Extractor(RESNET18, layer, { device: 'cpu', channelsLast: true });
+      assertClose(ex.extractSync(batch), readTensor(cases.batch4.outputs[layer]), CPU_TOLERANCE, `${layer} channels-last`);
+    }
+  });
+});
+
+describe('CUDA precision', { skip: cudaSkipReason() }, () => {
+  it('float16 and channels-last: within 2% of the largest value of the float32 result', async () => {
+    for (const options of [{ dtype: 'float16' as const }, { dtype: 'float16' as const, channelsLast: true }, { dtype: 'bfloat16' as const }]) {
+      const out = await new Extractor(RESNET18, 'layer4', { device: 'cuda', ...options }).extract(batch);
+      const limit = (options.dtype === 'bfloat16' ? 0.05 : 0.02) * maxAbs(layer4.data);
+      assert.ok(maxAbsDiff(out.data, layer4.data) <= limit, `${JSON.stringify(options)}: ${maxAbsDiff(out.data, layer4.data)}`);
+    }
+  });
+
+  it('float32 channels-last on CUDA matches the CPU within the CUDA tolerance', async () => {
+    const out = await new Extractor(RESNET18, 'layer3.1.conv2', { device: 'cuda', channelsLast: true }).extract(batch);
+    assertClose(out, readTensor(cases.batch4.outputs['layer3.1.conv2']), CUDA_TOLERANCE, 'cuda channels-last');
+  });
+
+  it('images are preprocessed on the GPU as on the CPU', async () => {
+    const photos = manifest.preprocess.images.slice(0, 2).map(readImage);
+    const gpu = await new Extractor(RESNET18, 'layer2', { device: 'cuda' }).extract(photos);
+    const cpu = await new Extractor(RESNET18, 'layer2', { device: 'cpu' }).extract(photos);
+    assertClose(gpu, cpu, CUDA_TOLERANCE, 'images on cuda');
+  });
+});
