@@ -125,6 +125,30 @@ class Chain(torch.nn.Module):
         return self.extra(x + y)
 
 
+class Branchy(torch.nn.Module):
+    """A forward with no single output for some modules: `gate` runs only when the input's mean
+    is positive (data-dependent), `pair` returns a tuple, `unused` is never called."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 4, 1)
+        self.gate = torch.nn.ReLU()
+        self.pair = Pair()
+        self.unused = torch.nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        if bool(x.mean() > 0):
+            x = self.gate(x)
+        a, b = self.pair(x)
+        return a + b
+
+
+class Pair(torch.nn.Module):
+    def forward(self, x):
+        return x * 2, x - 1
+
+
 def torchsummary_rows(model, input_shape):
     """torchsummary's table (summary(model, input_size)), re-implemented with its own rules: a
     hook on every module but Sequential, ModuleList and the model itself; parameters are the
@@ -240,6 +264,8 @@ def main():
         'outputs': {name: save(f'chain-{name}', out) for name, out in outputs.items()},
         'callOrder': ['tail', 'head', 'body'],
     }
+    torch.jit.script(Branchy().eval()).save(os.path.join(OUT, 'branchy.pt'))
+    manifest['branchy'] = {'file': 'branchy.pt'}
     manifest['preprocess'] = preprocessing()
     # A model that returns its input, so that an extractor's output is its preprocessed input.
     torch.jit.script(torch.nn.Sequential(torch.nn.Identity())).save(os.path.join(OUT, 'identity.pt'))

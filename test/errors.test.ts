@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { Extractor, ExtractorError } from '../lib';
-import { RESNET18, cudaSkipReason } from './helpers';
+import { RESNET18, cudaSkipReason, fixture, manifest } from './helpers';
 
 function expectError(code: string, message: RegExp) {
   return (error: unknown) => {
@@ -59,6 +59,16 @@ describe('layer errors', () => {
     const lists = /conv1, bn1, relu, maxpool, layer1, layer2, layer3, layer4, avgpool, fc/;
     assert.throws(() => new Extractor(RESNET18, 'layer5'), expectError('LAYER_NOT_FOUND', lists));
     await assert.rejects(Extractor.create(RESNET18, 'layer5'), expectError('LAYER_NOT_FOUND', lists));
+  });
+
+  it('UNSUPPORTED_CUT where a module has no single tensor output, saying why', () => {
+    const branchy = fixture(manifest.branchy.file);
+    assert.throws(() => new Extractor(branchy, 'gate'), expectError('UNSUPPORTED_CUT', /'gate'.*inside an if or a loop/));
+    assert.throws(() => new Extractor(branchy, 'pair'), expectError('UNSUPPORTED_CUT', /'pair'.*returns Tuple\[Tensor, Tensor\]/));
+    assert.throws(() => new Extractor(branchy, 'unused'), expectError('UNSUPPORTED_CUT', /never calls 'unused'/));
+    // What does have one output still works around them.
+    assert.equal(new Extractor(branchy, 'stem', { device: 'cpu' }).strategy, 'sequential');
+    assert.deepEqual(Extractor.listLayers(branchy, { nested: true }).map((l) => l.name), ['stem']);
   });
 
   it('LAYER_NOT_FOUND for a nested name lists what its parent holds', () => {

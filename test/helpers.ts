@@ -52,6 +52,7 @@ export interface Manifest {
   mobilenet_v2: Architecture;
   densenet121: Architecture;
   identity: { file: string; layer: string };
+  branchy: { file: string };
   preprocess: {
     images: TensorFile[];
     pil: TensorFile;
