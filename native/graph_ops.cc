@@ -177,10 +177,6 @@ bool AliasReadAfter(const Value* value, const Node* node) {
   return AliasReadAfter(value, node, seen);
 }
 
-bool ArgumentsReadLater(const Node* node) {
-  return std::any_of(node->inputs().begin(), node->inputs().end(),
-                     [node](const Value* input) { return AliasReadAfter(input, node); });
-}
 
 void RemoveDeadCode(std::shared_ptr<Graph>& graph) {
   torch::jit::EliminateDeadCode(graph, kAllowDeletingSideEffects);

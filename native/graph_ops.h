@@ -36,9 +36,6 @@ std::vector<torch::jit::Value*> TargetValues(const ExpandedForward& expanded, co
 // then an in-place change around `node` can matter.
 bool AliasReadAfter(const torch::jit::Value* value, const torch::jit::Node* node);
 
-// AliasReadAfter for every argument of `node`.
-bool ArgumentsReadLater(const torch::jit::Node* node);
-
 // Removes what the outputs do not need: EliminateDeadCode, allowed to delete calls and checks
 // (side effects) that nothing live depends on, which the default keeps. In eval mode those change
 // nothing the outputs depend on; nodes that may write to live values stay.
