@@ -1,12 +1,10 @@
 #!/usr/bin/python3
-"""Exports the demo's TorchScript ResNet-18 and a sample photo, preprocessed as torchvision does.
+"""Exports the demo's TorchScript ResNet-18.
 
   /usr/bin/python3 scripts/export-resnet18.py [OUT_DIR]     (default: models/)
 
-Writes OUT_DIR/resnet18.pt (torch.jit.script) and OUT_DIR/chelsea-224.f32 (scikit-image's
-public-domain photo of Chelsea the cat after Resize(256), CenterCrop(224), ToTensor, Normalize;
-raw float32, shape [1, 3, 224, 224]). ImageNet weights are used when torchvision can download
-them; otherwise seeded weights, and the script says plainly that they are untrained.
+Writes OUT_DIR/resnet18.pt (torch.jit.script). ImageNet weights are used when torchvision can
+download them; otherwise seeded weights, and the script says plainly that they are untrained.
 """
 import os
 import socket
@@ -15,7 +13,7 @@ import sys
 import torch
 import torchvision
 
-from torch_models import PREPROCESS, photos, resnet18_seeded
+from torch_models import resnet18_seeded
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), '..', 'models')
 
@@ -39,9 +37,7 @@ def main():
         model, what = resnet18_seeded(), 'seeded untrained weights'
     path = os.path.join(OUT, 'resnet18.pt')
     torch.jit.script(model).save(path)
-    frame = PREPROCESS(photos()[0]).unsqueeze(0).contiguous()
-    frame.numpy().astype('<f4').tofile(os.path.join(OUT, 'chelsea-224.f32'))
-    print(f'exported {os.path.relpath(path)} with {what}; sample frame chelsea-224.f32 {list(frame.shape)}')
+    print(f'exported {os.path.relpath(path)} with {what}')
 
 
 if __name__ == '__main__':

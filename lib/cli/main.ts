@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+/**
+ * The libtorch-features command line: layers, extract, maps, rebuild. Every failure is one line on
+ * stderr and a non-zero exit code (2 for bad usage); LTF_DEBUG=1 adds the stack.
+ */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+import { ExtractorError } from '../errors';
+import { Extractor } from '../extractor';
+import { CliError } from './errors';
+import { runExtract } from './extract';
+import { runMaps } from './maps';
+
+const NAME = 'libtorch-features';
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a positive number');
+  return n;
+}
+
+function shapeList(value: string): number[] {
+  const dims = value.split(',').map((d) => Number(d.trim()));
+  if (dims.length === 0 || !dims.every((d) => Number.isInteger(d) && d > 0)) throw new InvalidArgumentError('expected sizes such as 3,224,224');
+  return dims;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+const deviceOption = () => new Option('--device <device>', "'auto', 'cpu', 'cuda' or 'cuda:N'").default('auto');
+
+export function program(): Command {
+  const cli = new Command(NAME)
+    .description('Features of any intermediate layer of a TorchScript CNN, from the command line.')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`${NAME}: ${text.replace(/^error: /, '')}`) });
+
+  cli
+    .command('layers')
+    .description("list a model's layers in order, like named_children(): 0 conv1 Conv2d ... 9 fc Linear")
+    .argument('<model>', 'a TorchScript file')
+    .option('--nested', 'every module call that can be cut at (layer1.0.relu, layer1.0.relu_1, ...)')
+    .option('--summary', "torchsummary's table: output shapes, parameters, totals")
+    .option('--input <shape>', 'input shape for --summary, without the batch', shapeList, [3, 224, 224])
+    .option('--layer <name>', 'summarise up to this layer (default: the last top-level child)')
+    .action((model: string, options: { nested?: boolean; summary?: boolean; input: number[]; layer?: string }) => {
+      const layers = Extractor.listLayers(model, { nested: options.nested });
+      const width = String(layers.length - 1).length;
+      for (const layer of layers) console.log(`${String(layer.index).padStart(width)} ${layer.name} ${layer.type}`);
+      if (options.summary) {
+        const top = options.nested ? Extractor.listLayers(model) : layers;
+        const ex = new Extractor(model, options.layer ?? top[top.length - 1].name, { device: 'cpu' });
+        console.log(`\n${ex.summary(options.input).toString()}`);
+        ex.dispose();
+      }
+    });
+
+  cli
+    .command('extract')
+    .description('features of images, folders (recursively) and videos, to NumPy .npy files and an index')
+    .argument('<model>', 'a TorchScript file')
+    .argument('<inputs...>', 'image files, folders of them, videos (needs ffmpeg)')
+    .requiredOption('--layer <name>', 'a layer to extract; repeat for several (one .npy each)', collect)
+    .requiredOption('--out <file>', 'the .npy file (with several layers: <out>.<layer>.npy); the index goes to <out>.index.csv')
+    .addOption(new Option('--pool <kind>', 'pool each feature map: [N, C, H, W] to [N, C]').choices(['avg', 'max']))
+    .addOption(new Option('--normalize <kind>', 'scale each row to unit norm').choices(['l2']))
+    .option('--batch <n>', 'images per forward', positiveInteger, 32)
+    .addOption(deviceOption())
+    .addOption(new Option('--dtype <dtype>', 'compute precision (results are float32)').choices(['float32', 'float16', 'bfloat16']).default('float32'))
+    .option('--fps <n>', 'frames per second sampled from videos', positiveNumber, 1)
+    .option('--quiet', 'no progress output')
+    .action(async (model: string, inputs: string[], options) => {
+      const controller = new AbortController();
+      const interrupt = () => controller.abort();
+      process.once('SIGINT', interrupt);
+      process.once('SIGTERM', interrupt);
+      try {
+        const result = await runExtract(model, inputs, { ...options, signal: controller.signal, quiet: Boolean(options.quiet) });
+        if (!options.quiet) console.error(`${NAME}: wrote ${result.rows} rows to ${result.files.join(', ')}`);
+      } finally {
+        process.removeListener('SIGINT', interrupt);
+        process.removeListener('SIGTERM', interrupt);
+      }
+    });
+
+  cli
+    .command('maps')
+    .description("one image's feature maps at a layer as a grid picture, a tile per channel")
+    .argument('<model>', 'a TorchScript file')
+    .argument('<image>', 'an image file')
+    .requiredOption('--layer <name>', 'the layer, e.g. layer4')
+    .requiredOption('--out <file>', 'the PNG to write')
+    .option('--overlay [file]', 'also draw the mean activation as a heat map over the image (default <out>.overlay.png)')
+    .addOption(deviceOption())
+    .action(async (model: string, image: string, options: { layer: string; out: string; overlay?: string | boolean; device: 'auto' }) => {
+      const overlay = options.overlay === true ? options.out.replace(/(\.png)?$/i, '.overlay.png') : options.overlay || undefined;
+      const result = await runMaps(model, image, { ...options, overlay });
+      console.error(`${NAME}: ${options.layer} gives [${result.shape.join(', ')}]; wrote ${result.files.join(', ')}`);
+    });
+
+  cli
+    .command('rebuild')
+    .description('build the native addon again (after npm blocked install scripts, or LibTorch moved)')
+    .allowUnknownOption()
+    .action((_options, command: Command) => {
+      const script = path.join(__dirname, '..', '..', '..', 'scripts', 'build-native');
+      const run = spawnSync(process.execPath, [script, '--force', ...command.args], { stdio: 'inherit' });
+      if (run.status !== 0) throw new CliError('the build failed (see above)', run.status ?? 1);
+    });
+
+  return cli;
+}
+
+/** Runs the command line; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    const e = error as Error & { code?: string; exitCode?: number };
+    if (e.code?.startsWith('commander.')) {
+      // commander has printed its message (or the help, for --help and --version).
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
+    }
+    const message = error instanceof ExtractorError ? `${e.code}: ${e.message}` : e.message;
+    process.stderr.write(`${NAME}: ${message}\n`);
+    if (process.env.LTF_DEBUG) process.stderr.write(`${e.stack}\n`);
+    return error instanceof CliError ? error.exitCode : 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

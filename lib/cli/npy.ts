@@ -1,0 +1,68 @@
+/**
+ * Writing NumPy .npy files (format version 1.0), float32 little-endian, C order, row by row, when
+ * the number of rows is known only at the end: the header is written with room to spare and
+ * rewritten on close. No maintained npm package writes .npy (npyjs only reads), and the format is
+ * small: https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
+ */
+import * as fs from 'node:fs';
+
+const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00]); // \x93NUMPY v1.0
+// The header (magic, length and dict) takes this many bytes: a multiple of 64, as NumPy aligns
+// it, and room for any shape with a 20-digit row count.
+const HEADER_BYTES = 256;
+
+/** The .npy header for a float32 C-order array of `shape`, padded to HEADER_BYTES. */
+export function npyHeader(shape: readonly number[]): Buffer {
+  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(', ');
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims}), }`;
+  const room = HEADER_BYTES - MAGIC.length - 2;
+  if (dict.length + 1 > room) throw new Error(`shape ${shape.join('x')} is too long for an .npy header`);
+  const text = Buffer.from(dict.padEnd(room - 1, ' ') + '\n', 'latin1');
+  const length = Buffer.alloc(2);
+  length.writeUInt16LE(text.length);
+  return Buffer.concat([MAGIC, length, text]);
+}
+
+/** Appends rows of a fixed shape to an .npy file; close() writes the final row count. */
+export class NpyWriter {
+  readonly path: string;
+  #fd: number;
+  #rowShape: number[] | undefined;
+  #rows = 0;
+
+  constructor(path: string) {
+    this.path = path;
+    this.#fd = fs.openSync(path, 'w');
+    fs.writeSync(this.#fd, npyHeader([0]));
+  }
+
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /** Appends `count` rows held in `data` (row-major), each of shape `rowShape`. */
+  append(data: Float32Array, rowShape: readonly number[], count: number): void {
+    if (!this.#rowShape) this.#rowShape = [...rowShape];
+    else if (this.#rowShape.join() !== rowShape.join()) {
+      throw new Error(`rows of shape [${rowShape.join(', ')}] cannot follow rows of shape [${this.#rowShape.join(', ')}] in ${this.path}`);
+    }
+    // Float32Array values are in the machine's byte order: little-endian on every platform Node runs on.
+    fs.writeSync(this.#fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.#rows += count;
+  }
+
+  /** Writes the final header and closes the file. */
+  close(): void {
+    fs.writeSync(this.#fd, npyHeader([this.#rows, ...(this.#rowShape ?? [])]), 0, HEADER_BYTES, 0);
+    fs.closeSync(this.#fd);
+  }
+
+  /** Closes without finishing (the caller removes the file). */
+  abandon(): void {
+    try {
+      fs.closeSync(this.#fd);
+    } catch {
+      // already closed
+    }
+  }
+}
