@@ -99,7 +99,7 @@ export async function runExtract(model: string, inputs: readonly string[], optio
     temps.forEach((temp, i) => fs.renameSync(temp, finals[i]));
     return { rows, files: finals };
   } finally {
-    progress.stop();
+    progress.stop(finished);
     ex.dispose();
     if (!finished) {
       writers.forEach((w) => w.abandon());

@@ -7,8 +7,8 @@ import { SingleBar } from 'cli-progress';
 export interface Progress {
   /** Adds `count` items done. */
   tick(count: number): void;
-  /** Ends the display. */
-  stop(): void;
+  /** Ends the display; a final line only when the work completed. */
+  stop(completed: boolean): void;
 }
 
 // A plain line at most this often, so that logs stay short.
@@ -30,6 +30,8 @@ export function createProgress(total: number, options: { quiet: boolean; stream?
       stream,
       format: `${label} {bar} {percentage}% | {value}/{total} | {rate} items/s | ETA {eta_formatted}`,
       hideCursor: true,
+      barCompleteChar: '\u2588',
+      barIncompleteChar: '\u2591',
       etaBuffer: 20,
       clearOnComplete: false,
     });
@@ -61,9 +63,9 @@ export function createProgress(total: number, options: { quiet: boolean; stream?
       done += count;
       if (Date.now() - shown >= LINE_INTERVAL_MS) line();
     },
-    stop() {
+    stop(completed) {
       total = Math.max(total, done);
-      line();
+      if (completed) line();
     },
   };
 }
