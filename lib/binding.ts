@@ -44,6 +44,8 @@ export interface NativeOptions {
   channelsLast: boolean;
   pool: '' | 'avg' | 'max';
   normalize: '' | 'l2';
+  optimize: boolean;
+  threads: number;
   preprocess: { resize: number; crop: number; mean: number[] | null; std: number[] | null } | null;
 }
 

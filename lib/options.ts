@@ -19,10 +19,12 @@ export const DEFAULTS: Readonly<NativeOptions> = Object.freeze({
   channelsLast: false,
   pool: '',
   normalize: '',
+  optimize: false,
+  threads: 0,
   preprocess: Object.freeze({ resize: 256, crop: 224, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] }),
 });
 
-const OPTION_NAMES = ['device', 'dtype', 'channelsLast', 'pool', 'normalize', 'preprocess'];
+const OPTION_NAMES = ['device', 'dtype', 'channelsLast', 'pool', 'normalize', 'optimize', 'threads', 'preprocess'];
 const PREPROCESS_NAMES = ['resize', 'crop', 'mean', 'std'];
 const DEVICE = /^(auto|cpu|cuda|cuda:(0|[1-9]\d{0,3}))$/;
 // Far beyond any image a CNN is run on; keeps sizes well inside int64 arithmetic natively.
@@ -106,6 +108,13 @@ export function normalizeLayers(layers: LayerSpec | unknown): LayerRequest {
   return { names: [checkName(layers, 'layer')], keys: [], single: true };
 }
 
+function checkThreads(value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 1024) {
+    throw invalid(`Expected an integer from 1 to 1024 for threads but received ${describe(value)}`);
+  }
+  return value as number;
+}
+
 function checkBoolean(value: unknown, name: string): boolean {
   if (typeof value !== 'boolean') throw invalid(`Expected true or false for ${name} but received ${describe(value)}`);
   return value;
@@ -179,6 +188,8 @@ export function normalizeOptions(options: unknown): NativeOptions {
     channelsLast: given.channelsLast === undefined ? DEFAULTS.channelsLast : checkBoolean(given.channelsLast, 'channelsLast'),
     pool: given.pool === undefined ? DEFAULTS.pool : checkOneOf(given.pool, 'pool', ['avg', 'max'] as const),
     normalize: given.normalize === undefined ? DEFAULTS.normalize : checkOneOf(given.normalize, 'normalize', ['l2'] as const),
+    optimize: given.optimize === undefined ? DEFAULTS.optimize : checkBoolean(given.optimize, 'optimize'),
+    threads: given.threads === undefined ? DEFAULTS.threads : checkThreads(given.threads),
     preprocess: normalizePreprocess(given.preprocess),
   };
 }

@@ -1,5 +1,7 @@
 #include "features.h"
 
+#include <ATen/Parallel.h>
+
 #include "preprocess.h"
 
 namespace ltf {
@@ -42,15 +44,27 @@ std::vector<torch::Tensor> Run(const CutModel& model, torch::Tensor batch) {
 
 }  // namespace
 
+// LibTorch keeps one intra-op thread count for the process, but applies it to a thread only the
+// first time that thread runs parallel work: set it on the thread that runs, every time.
+void ApplyThreads(const ModelOptions& options) {
+  if (options.threads > 0 && at::get_num_threads() != options.threads) at::set_num_threads(options.threads);
+}
+
 std::vector<torch::Tensor> RunOnTensor(const CutModel& model, const torch::Tensor& input) {
-  // InferenceMode is thread-local: it must be created on the thread that runs the forward.
-  c10::InferenceMode guard;
-  return Run(model, input.to(model.device));
+  return model.executor->Run([&] {
+    ApplyThreads(model.options);
+    // InferenceMode is thread-local: it must be created on the thread that runs the forward.
+    c10::InferenceMode guard;
+    return Run(model, input.to(model.device));
+  });
 }
 
 std::vector<torch::Tensor> RunOnImages(const CutModel& model, const std::vector<torch::Tensor>& images) {
-  c10::InferenceMode guard;
-  return Run(model, PreprocessImages(images, model.options.preprocess, model.device));
+  return model.executor->Run([&] {
+    ApplyThreads(model.options);
+    c10::InferenceMode guard;
+    return Run(model, PreprocessImages(images, model.options.preprocess, model.device));
+  });
 }
 
 }  // namespace ltf

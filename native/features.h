@@ -9,9 +9,9 @@
 
 namespace ltf {
 
-// Runs `model` on a float32 CPU batch [N, C, H, W], on the calling thread, under InferenceMode
-// created here. Returns one contiguous float32 CPU tensor per output layer, pooled and normalised
-// as the model's options say.
+// Runs `model` on a float32 CPU batch [N, C, H, W] on the model's executor thread (the caller
+// waits), under InferenceMode created there. Returns one contiguous float32 CPU tensor per output
+// layer, pooled and normalised as the model's options say.
 std::vector<torch::Tensor> RunOnTensor(const CutModel& model, const torch::Tensor& input);
 
 // The same for images: uint8 [H, W, C] CPU tensors, preprocessed on the model's device.

@@ -44,7 +44,7 @@ std::vector<CallSite> ListCalls(const Module& root) {
 }
 
 GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, torch::Device device,
-                  torch::Dtype dtype, bool channels_last) {
+                  torch::Dtype dtype, bool channels_last, bool optimize) {
   std::vector<Target> targets;
   for (const auto& name : names) targets.push_back(ResolveTarget(root, name));
   // Inline only what leads to the targets: the calls of their ancestors.
@@ -81,11 +81,13 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
   }
   module.eval();
   // Freezing inlines the calls and keeps only the parameters the cut reads as constants, so the
-  // modules left out are released with `root`. optimize_numerics=false: no conv-bn folding, the
+  // modules left out are released with `root`. Without `optimize`, no conv-bn folding: the
   // numbers stay those of the model. Where freezing fails, the unfrozen module still runs.
   try {
-    cut.module = torch::jit::freeze(module, c10::nullopt, /*optimize_numerics=*/false);
+    cut.module = torch::jit::freeze(module, c10::nullopt, /*optimize_numerics=*/optimize);
+    if (optimize) cut.module = torch::jit::optimize_for_inference(cut.module);
   } catch (const c10::Error&) {
+    if (optimize) throw;  // asked for explicitly: say why it cannot be done
     cut.module = module;
     return cut;
   }

@@ -25,9 +25,10 @@ struct GraphCut {
 
 // Cuts `root` (loaded on the CPU, in eval mode) at `targets` (call names as ListCalls gives
 // them; a plain path is the module's first call), moves what it keeps to `device` and `dtype`
-// (channels-last weights when asked) and freezes it. Throws LAYER_NOT_FOUND for unknown names and
+// (channels-last weights when asked) and freezes it; with `optimize`, with LibTorch's numerical
+// optimisations and optimize_for_inference. Throws LAYER_NOT_FOUND for unknown names and
 // UNSUPPORTED_CUT where a name has no single tensor output.
 GraphCut CutGraph(const torch::jit::Module& root, const std::vector<std::string>& targets,
-                  torch::Device device, torch::Dtype dtype, bool channels_last);
+                  torch::Device device, torch::Dtype dtype, bool channels_last, bool optimize);
 
 }  // namespace ltf

@@ -61,6 +61,8 @@ ModelOptions ReadOptions(const Napi::Value& value) {
   options.channels_last = object.Get("channelsLast").As<Napi::Boolean>().Value();
   options.pool = object.Get("pool").As<Napi::String>().Utf8Value();
   options.l2_normalize = object.Get("normalize").As<Napi::String>().Utf8Value() == "l2";
+  options.optimize = object.Get("optimize").As<Napi::Boolean>().Value();
+  options.threads = object.Get("threads").As<Napi::Number>().Int32Value();
   const Napi::Value preprocess = object.Get("preprocess");
   if (preprocess.IsObject()) {
     const auto p = preprocess.As<Napi::Object>();

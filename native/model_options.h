@@ -23,6 +23,10 @@ struct ModelOptions {
   bool channels_last = false;
   std::string pool;             // "" | "avg" | "max": over every dimension after the channels
   bool l2_normalize = false;    // divide each [N, ...] row by its L2 norm, after pooling
+  // Freeze with LibTorch's inference optimisations: conv-bn folding, and on the CPU oneDNN
+  // (MKLDNN) layouts and prepacked weights. Numbers move by float rounding (about 1e-6 relative).
+  bool optimize = false;
+  int threads = 0;              // LibTorch's intra-op threads (process-wide); 0: leave as it is
   Preprocess preprocess;
 };
 

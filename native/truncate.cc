@@ -110,11 +110,12 @@ std::shared_ptr<CutModel> BuildCutModel(const ModelSource& source, const std::ve
     module.eval();
     model->layers = ListLayers(module);
     std::optional<std::vector<std::string>> chain;
-    if (layers.size() == 1) chain = SequentialChain(module, layers.front());
+    // The optimised path always goes through the graph: freezing is what allows the rewrites.
+    if (layers.size() == 1 && !options.optimize) chain = SequentialChain(module, layers.front());
     if (chain) {
       BuildSequential(*model, module, std::move(*chain));
     } else {
-      GraphCut cut = CutGraph(module, layers, model->device, options.dtype, options.channels_last);
+      GraphCut cut = CutGraph(module, layers, model->device, options.dtype, options.channels_last, options.optimize);
       model->graph = std::move(cut.module);
       model->kept = std::move(cut.kept);
       model->parameter_count = cut.parameter_count;

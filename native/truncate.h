@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "executor.h"
 #include "model_options.h"
 
 namespace ltf {
@@ -41,6 +42,8 @@ struct CutModel {
   int64_t parameter_count = 0;       // parameters kept, each counted once
   torch::Device device = torch::kCPU;
   ModelOptions options;
+  // Runs every forward of this model (see executor.h).
+  std::unique_ptr<Executor> executor = std::make_unique<Executor>();
 };
 
 // Loads a TorchScript model on the CPU. Throws NativeError(MODEL_NOT_FOUND, MODEL_LOAD_FAILED).

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { Extractor, ExtractorError } from '../lib';
-import { CPU_TOLERANCE, CUDA_TOLERANCE, RESNET18, assertClose, cudaSkipReason, manifest, maxAbs, maxAbsDiff, meanAbsDiff, readImage, readTensor } from './helpers';
+import { CPU_TOLERANCE, CUDA_TOLERANCE, RESNET18, assertClose, cudaSkipReason, manifest, maxAbs, maxAbsDiff, meanAbsDiff, fixture, readImage, readTensor } from './helpers';
 
 const { cases } = manifest.resnet18;
 const batch = readTensor(cases.batch4.input);
@@ -32,6 +32,31 @@ describe('CPU', () => {
     for (const layer of ['layer4', 'layer3.1.conv2']) {
       const ex = new Extractor(RESNET18, layer, { device: 'cpu', channelsLast: true });
       assertClose(ex.extractSync(batch), readTensor(cases.batch4.outputs[layer]), CPU_TOLERANCE, `${layer} channels-last`);
+    }
+  });
+});
+
+describe('optimize: frozen with conv-bn folding and optimize_for_inference', () => {
+  it('matches PyTorch within the CPU tolerance on three architectures, keeping the same parameters', () => {
+    for (const [file, layer, input, expected, params] of [
+      [RESNET18, 'layer4', batch, layer4, 11_176_512],
+      [RESNET18, 'layer3.1.conv2', batch, readTensor(cases.batch4.outputs['layer3.1.conv2']), 2_782_272],
+      [fixture(manifest.mobilenet_v2.file), 'features', readTensor(manifest.mobilenet_v2.input), readTensor(manifest.mobilenet_v2.outputs.features), manifest.mobilenet_v2.parameterCounts.features],
+      [fixture(manifest.densenet121.file), 'classifier', readTensor(manifest.densenet121.input), readTensor(manifest.densenet121.modelOutput), manifest.densenet121.parameterCounts.classifier],
+    ] as const) {
+      const ex = new Extractor(file, layer, { device: 'cpu', optimize: true });
+      assert.equal(ex.strategy, 'graph');
+      assert.equal(ex.parameterCount, params, layer);
+      assertClose(ex.extractSync(input), expected, CPU_TOLERANCE, `${layer} optimized`);
+      ex.dispose();
+    }
+  });
+
+  it('threads: an intra-op thread count runs the same numbers; a bad one is INVALID_ARGUMENT', () => {
+    const one = new Extractor(RESNET18, 'layer2', { device: 'cpu', threads: 1 }).extractSync(batch);
+    assertClose(one, readTensor(cases.batch4.outputs.layer2), CPU_TOLERANCE, 'threads: 1');
+    for (const threads of [0, 1.5, '2']) {
+      assert.throws(() => new Extractor(RESNET18, 'layer2', { threads: threads as never }), /integer from 1 to 1024 for threads/);
     }
   });
 });
