@@ -46,6 +46,7 @@ export interface NativeOptions {
   normalize: '' | 'l2';
   optimize: boolean;
   threads: number;
+  allowUnsafeOperations: boolean;
   preprocess: { resize: number; crop: number; mean: number[] | null; std: number[] | null } | null;
 }
 
@@ -83,6 +84,7 @@ export interface Binding {
     source: string | Uint8Array,
     layers: string[],
     inputShape: number[],
+    allowUnsafeOperations: boolean,
   ): { rows: NativeSummaryRow[]; outputShapes: number[][]; totalParameters: number };
   runtime(): NativeRuntime;
 }

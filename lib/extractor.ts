@@ -56,6 +56,7 @@ export class Extractor<L extends LayerSpec = string> {
   #native: NativeExtractor | undefined;
   readonly #source: string | Uint8Array;
   readonly #request: LayerRequest;
+  readonly #allowUnsafe: boolean;
 
   /**
    * Loads `model` and cuts it at `layer`, on the calling thread (a ResNet-18 takes tens of
@@ -68,12 +69,11 @@ export class Extractor<L extends LayerSpec = string> {
   constructor(model: ModelSource, layer: L, options?: ExtractorOptions) {
     this.#source = normalizeModel(model);
     this.#request = normalizeLayers(layer);
+    const settings = normalizeOptions(options);
+    this.#allowUnsafe = settings.allowUnsafeOperations;
     let native = adopted;
     adopted = undefined;
-    if (!native) {
-      const settings = normalizeOptions(options);
-      native = callNative(() => getBinding().load(this.#source, this.#request.names, settings));
-    }
+    native ??= callNative(() => getBinding().load(this.#source, this.#request.names, settings));
     const info = native.describe();
     this.#native = native;
     this.layers = Object.freeze(withIndex(info.layers));
@@ -161,7 +161,7 @@ export class Extractor<L extends LayerSpec = string> {
     if (!Array.isArray(inputShape) || inputShape.length === 0 || !inputShape.every((d) => Number.isInteger(d) && d >= 1 && d <= 1 << 16)) {
       throw new ExtractorError('INVALID_ARGUMENT', `Expected positive integers such as [3, 224, 224] for inputShape but received ${String(inputShape)}`);
     }
-    const result = callNative(() => getBinding().summarize(this.#source, this.#request.names, [...inputShape]));
+    const result = callNative(() => getBinding().summarize(this.#source, this.#request.names, [...inputShape], this.#allowUnsafe));
     const outputs: Record<string, number[]> = {};
     this.outputNames.forEach((key, i) => (outputs[key] = result.outputShapes[i].slice(1)));
     const rows = result.rows.map((row) => ({ ...row, outputShape: row.outputShape.slice(1) }));

@@ -21,10 +21,11 @@ export const DEFAULTS: Readonly<NativeOptions> = Object.freeze({
   normalize: '',
   optimize: false,
   threads: 0,
+  allowUnsafeOperations: false,
   preprocess: Object.freeze({ resize: 256, crop: 224, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] }),
 });
 
-const OPTION_NAMES = ['device', 'dtype', 'channelsLast', 'pool', 'normalize', 'optimize', 'threads', 'preprocess'];
+const OPTION_NAMES = ['device', 'dtype', 'channelsLast', 'pool', 'normalize', 'optimize', 'threads', 'allowUnsafeOperations', 'preprocess'];
 const PREPROCESS_NAMES = ['resize', 'crop', 'mean', 'std'];
 const DEVICE = /^(auto|cpu|cuda|cuda:(0|[1-9]\d{0,3}))$/;
 // Far beyond any image a CNN is run on; keeps sizes well inside int64 arithmetic natively.
@@ -190,6 +191,8 @@ export function normalizeOptions(options: unknown): NativeOptions {
     normalize: given.normalize === undefined ? DEFAULTS.normalize : checkOneOf(given.normalize, 'normalize', ['l2'] as const),
     optimize: given.optimize === undefined ? DEFAULTS.optimize : checkBoolean(given.optimize, 'optimize'),
     threads: given.threads === undefined ? DEFAULTS.threads : checkThreads(given.threads),
+    allowUnsafeOperations:
+      given.allowUnsafeOperations === undefined ? DEFAULTS.allowUnsafeOperations : checkBoolean(given.allowUnsafeOperations, 'allowUnsafeOperations'),
     preprocess: normalizePreprocess(given.preprocess),
   };
 }

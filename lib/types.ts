@@ -69,6 +69,12 @@ export interface ExtractorOptions {
    * setting it. Default: LibTorch's own (the number of cores).
    */
   threads?: number;
+  /**
+   * Run a model whose code reads or writes files (`aten::from_file`, `aten::save`). Such models
+   * are refused with `UNSAFE_MODEL` by default: a TorchScript file is a program, and one from
+   * someone else may be an attack. Default false.
+   */
+  allowUnsafeOperations?: boolean;
   /** How images are preprocessed; `false`: only scaled to [0, 1]. Default: ImageNet's evaluation transform. */
   preprocess?: PreprocessOptions | false;
 }

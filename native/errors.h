@@ -28,6 +28,7 @@ inline constexpr const char* kDeviceUnavailable = "DEVICE_UNAVAILABLE";
 inline constexpr const char* kDisposed = "DISPOSED";
 inline constexpr const char* kForwardFailed = "FORWARD_FAILED";
 inline constexpr const char* kOutOfMemory = "OUT_OF_MEMORY";
+inline constexpr const char* kUnsafeModel = "UNSAFE_MODEL";
 inline constexpr const char* kInternal = "INTERNAL";
 }  // namespace code
 

@@ -26,10 +26,12 @@ torch::Tensor PostProcess(torch::Tensor output, const ModelOptions& options) {
   return output.to(torch::kCPU).contiguous();
 }
 
-std::vector<torch::Tensor> Run(const CutModel& model, torch::Tensor batch) {
-  if (model.options.dtype != torch::kFloat) batch = batch.to(model.options.dtype);
-  if (model.options.channels_last) batch = batch.contiguous(at::MemoryFormat::ChannelsLast);
+// On the CPU, LibTorch's convolutions lose throughput past a few images per call (ResNet-18 at
+// layer4 on 2 cores, frozen and optimised: 119 images/s at batch 8, 98 at batch 32; the working
+// set of the activations outgrows the caches). Larger batches run in chunks of this size.
+constexpr int64_t kCpuChunk = 8;
 
+std::vector<torch::Tensor> Forward(const CutModel& model, const torch::Tensor& batch) {
   std::vector<torch::Tensor> outputs;
   if (model.sequential) {
     outputs.push_back(model.sequential.ptr()->forward(batch));
@@ -37,6 +39,25 @@ std::vector<torch::Tensor> Run(const CutModel& model, torch::Tensor batch) {
     torch::jit::Module module = *model.graph;  // a handle: forward() is not const
     const c10::IValue result = module.forward({batch});  // the tuple must outlive the loop
     for (const auto& value : result.toTupleRef().elements()) outputs.push_back(value.toTensor());
+  }
+  return outputs;
+}
+
+std::vector<torch::Tensor> Run(const CutModel& model, torch::Tensor batch) {
+  if (model.options.dtype != torch::kFloat) batch = batch.to(model.options.dtype);
+  if (model.options.channels_last) batch = batch.contiguous(at::MemoryFormat::ChannelsLast);
+
+  std::vector<torch::Tensor> outputs;
+  if (model.device.is_cpu() && batch.size(0) > kCpuChunk) {
+    std::vector<std::vector<torch::Tensor>> parts;
+    for (const auto& chunk : batch.split(kCpuChunk)) parts.push_back(Forward(model, chunk));
+    for (size_t i = 0; i < parts.front().size(); ++i) {
+      std::vector<torch::Tensor> pieces;
+      for (const auto& part : parts) pieces.push_back(part[i]);
+      outputs.push_back(torch::cat(pieces));
+    }
+  } else {
+    outputs = Forward(model, batch);
   }
   for (auto& output : outputs) output = PostProcess(output, model.options);
   return outputs;

@@ -2,6 +2,7 @@
 
 #include "errors.h"
 #include "graph_cut.h"
+#include "inspect.h"
 #include "native_extractor.h"
 #include "promise_worker.h"
 #include "summary.h"
@@ -63,6 +64,7 @@ ModelOptions ReadOptions(const Napi::Value& value) {
   options.l2_normalize = object.Get("normalize").As<Napi::String>().Utf8Value() == "l2";
   options.optimize = object.Get("optimize").As<Napi::Boolean>().Value();
   options.threads = object.Get("threads").As<Napi::Number>().Int32Value();
+  options.allow_unsafe_operations = object.Get("allowUnsafeOperations").As<Napi::Boolean>().Value();
   const Napi::Value preprocess = object.Get("preprocess");
   if (preprocess.IsObject()) {
     const auto p = preprocess.As<Napi::Object>();
@@ -153,6 +155,7 @@ Napi::Value SummarizeOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
     torch::jit::Module module = LoadModule(ReadSource(info[0]));
+    if (!info[3].ToBoolean().Value()) RefuseUnsafe(module);
     module.eval();
     std::vector<int64_t> shape;
     for (double dim : ReadNumbers(info[2])) shape.push_back(static_cast<int64_t>(dim));

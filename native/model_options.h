@@ -27,6 +27,7 @@ struct ModelOptions {
   // (MKLDNN) layouts and prepacked weights. Numbers move by float rounding (about 1e-6 relative).
   bool optimize = false;
   int threads = 0;              // LibTorch's intra-op threads (process-wide); 0: leave as it is
+  bool allow_unsafe_operations = false;  // run models whose code reads or writes files
   Preprocess preprocess;
 };
 

@@ -8,6 +8,7 @@
 #include "device.h"
 #include "errors.h"
 #include "graph_cut.h"
+#include "inspect.h"
 #include "jit_child.h"
 #include "module_tree.h"
 
@@ -78,10 +79,8 @@ torch::jit::Module LoadModule(const ModelSource& source) {
     return torch::jit::load(source.path, torch::Device(torch::kCPU));
   } catch (const c10::Error&) {
     throw NativeError(code::kModelLoadFailed,
-                      "could not load " + Describe(source) +
-                          " as TorchScript (save the model with torch.jit.script(model).save(path) "
-                          "or torch.jit.trace): " +
-                          ltf::Describe(std::current_exception(), code::kModelLoadFailed).message);
+                      "could not load " + Describe(source) + ": " + WhyNotTorchScript(source) +
+                          " (LibTorch: " + ltf::Describe(std::current_exception(), code::kModelLoadFailed).message + ")");
   }
 }
 
@@ -105,8 +104,12 @@ std::shared_ptr<CutModel> BuildCutModel(const ModelSource& source, const std::ve
                       "use 'bfloat16' or 'float32' there");
   }
   model->outputs = layers;
+  // Fixed input shapes are the common case: let cuDNN time its algorithms once and keep the
+  // fastest (process-wide, as torch.backends.cudnn.benchmark is).
+  if (model->device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   {
     torch::jit::Module module = LoadModule(source);
+    if (!options.allow_unsafe_operations) RefuseUnsafe(module);
     module.eval();
     model->layers = ListLayers(module);
     std::optional<std::vector<std::string>> chain;
