@@ -149,6 +149,48 @@ class Pair(torch.nn.Module):
         return x * 2, x - 1
 
 
+class ReadsFile(torch.nn.Module):
+    """A model whose forward reads a file of the machine it runs on: what an attacker's model can do."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        leaked = torch.from_file('/etc/hostname', shared=False, size=4, dtype=torch.uint8)
+        return self.conv(x) + leaked.sum().float() * 0
+
+
+class TwoOutputs(torch.nn.Module):
+    """A model whose forward returns a tuple, not a tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+        self.act = torch.nn.ReLU()
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y, self.act(y)
+
+
+def bad_models():
+    """Files that must be refused with a clear error, never a crash."""
+    import zipfile
+    torch.manual_seed(7)
+    chain = Chain().eval()
+    torch.save(chain.state_dict(), os.path.join(OUT, 'bad-state-dict.pt'))
+    torch.save(chain, os.path.join(OUT, 'bad-pickled-module.pt'))
+    whole = open(os.path.join(OUT, 'chain.pt'), 'rb').read()
+    open(os.path.join(OUT, 'bad-truncated.pt'), 'wb').write(whole[:len(whole) // 2])
+    with zipfile.ZipFile(os.path.join(OUT, 'bad-not-torchscript.zip'), 'w') as archive:
+        archive.writestr('readme.txt', 'a zip archive, not a model')
+    torch.jit.script(ReadsFile().eval()).save(os.path.join(OUT, 'bad-reads-file.pt'))
+    torch.jit.script(TwoOutputs().eval()).save(os.path.join(OUT, 'two-outputs.pt'))
+    return {'stateDict': 'bad-state-dict.pt', 'pickledModule': 'bad-pickled-module.pt', 'truncated': 'bad-truncated.pt',
+            'notTorchScript': 'bad-not-torchscript.zip', 'readsFile': 'bad-reads-file.pt', 'twoOutputs': 'two-outputs.pt'}
+
+
 def torchsummary_rows(model, input_shape):
     """torchsummary's table (summary(model, input_size)), re-implemented with its own rules: a
     hook on every module but Sequential, ModuleList and the model itself; parameters are the
@@ -266,6 +308,7 @@ def main():
     }
     torch.jit.script(Branchy().eval()).save(os.path.join(OUT, 'branchy.pt'))
     manifest['branchy'] = {'file': 'branchy.pt'}
+    manifest['bad'] = bad_models()
     manifest['preprocess'] = preprocessing()
     # A model that returns its input, so that an extractor's output is its preprocessed input.
     torch.jit.script(torch.nn.Sequential(torch.nn.Identity())).save(os.path.join(OUT, 'identity.pt'))

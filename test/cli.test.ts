@@ -76,7 +76,8 @@ describe('libtorch-features extract', () => {
     assert.equal(run.status, 0, run.stderr);
     const npy = numpyLoad(out);
     assert.deepEqual(npy.shape, [3, 512]);
-    const ex = new Extractor(RESNET18, 'layer4', { device: 'cpu', pool: 'avg' });
+    // The command line runs the optimised graph (--no-optimize for the model as it is).
+    const ex = new Extractor(RESNET18, 'layer4', { device: 'cpu', pool: 'avg', optimize: true });
     const expected = await ex.extract(await Promise.all(photos.map(decodeImage)));
     assert.deepEqual(npy.data, expected.data);
     const index = fs.readFileSync(path.join(dir, 'features.index.csv'), 'utf8').trim().split('\n');

@@ -24,6 +24,8 @@ export interface ExtractOptions {
   dtype: NonNullable<ExtractorOptions['dtype']>;
   fps: number;
   quiet: boolean;
+  /** Freeze with LibTorch's inference optimisations (the CLI's default; `--no-optimize`). */
+  optimize: boolean;
   /** Aborts the run (Ctrl-C): what was started is removed. */
   signal: AbortSignal;
 }
@@ -60,7 +62,13 @@ export async function runExtract(model: string, inputs: readonly string[], optio
   if (sources.some((s) => s.kind === 'video') && !hasFfmpeg()) {
     throw new CliError('videos need ffmpeg and ffprobe on PATH (Debian: apt-get install ffmpeg); none was found');
   }
-  const ex = await Extractor.create(model, options.layer, { device: options.device, dtype: options.dtype, pool: options.pool, normalize: options.normalize });
+  const ex = await Extractor.create(model, options.layer, {
+    device: options.device,
+    dtype: options.dtype,
+    pool: options.pool,
+    normalize: options.normalize,
+    optimize: options.optimize,
+  });
   const finals = [...outputPaths(options.out, options.layer), indexPath(options.out)];
   const temps = finals.map((file) => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.partial`));
   const writers = temps.slice(0, -1).map((file) => new NpyWriter(file));

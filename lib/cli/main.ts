@@ -80,6 +80,7 @@ export function program(): Command {
     .addOption(deviceOption())
     .addOption(new Option('--dtype <dtype>', 'compute precision (results are float32)').choices(['float32', 'float16', 'bfloat16']).default('float32'))
     .option('--fps <n>', 'frames per second sampled from videos', positiveNumber, 1)
+    .option('--no-optimize', "run the model as it is, without LibTorch's inference optimisations (see BENCHMARKS.md)")
     .option('--quiet', 'no progress output')
     .action(async (model: string, inputs: string[], options) => {
       const controller = new AbortController();
