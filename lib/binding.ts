@@ -87,6 +87,8 @@ export interface Binding {
     allowUnsafeOperations: boolean,
   ): { rows: NativeSummaryRow[]; outputShapes: number[][]; totalParameters: number };
   runtime(): NativeRuntime;
+  /** Tests only: throws one kind of C++ exception through the chokepoint (native/test_hooks.cc). */
+  _testThrow(kind: string, async: boolean): Promise<void> | undefined;
 }
 
 const PACKAGE_ROOT = path.join(__dirname, '..', '..');

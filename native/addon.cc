@@ -4,8 +4,10 @@
 #include <torch/version.h>
 
 #include "addon_data.h"
+#include "errors.h"
 #include "load.h"
 #include "native_extractor.h"
+#include "test_hooks.h"
 
 #ifndef NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED
 #error "Build with NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED: Electron's memory cage forbids external buffers"
@@ -18,11 +20,13 @@ namespace {
 // runtime(): what this binary was built against and sees now, for diagnostics and test skips.
 Napi::Value Runtime(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  return Guard(env, code::kInternal, [&]() -> Napi::Value {
   auto result = Napi::Object::New(env);
   result.Set("torchVersion", TORCH_VERSION);
   result.Set("cudaAvailable", torch::cuda::is_available());
   result.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
   return result;
+  });
 }
 
 }  // namespace
@@ -41,6 +45,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listLayers", Napi::Function::New<ListLayersOf>(env, "listLayers"));
   exports.Set("summarize", Napi::Function::New<SummarizeOf>(env, "summarize"));
   exports.Set("runtime", Napi::Function::New<Runtime>(env, "runtime"));
+  exports.Set("_testThrow", Napi::Function::New<TestThrow>(env, "_testThrow"));
   return exports;
 }
 

@@ -4,6 +4,7 @@
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
 
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -20,29 +21,42 @@ const std::set<std::string> kUnsafeOperators = {"aten::from_file", "aten::save"}
 }  // namespace
 
 std::string WhyNotTorchScript(const ModelSource& source) {
+  // A zip archive starts with "PK\x03\x04"; TorchScript files are zip archives.
+  std::string head;
+  if (source.bytes) {
+    head = source.bytes->substr(0, 4);
+  } else {
+    std::ifstream file(source.path, std::ios::binary);
+    head.resize(4);
+    file.read(head.data(), 4);
+    head.resize(static_cast<size_t>(file.gcount()));
+  }
+  if (head.empty()) return "it is empty";
+  if (head != std::string("PK\x03\x04", 4)) {
+    return "it is not a zip archive, which TorchScript files are (saved with "
+           "torch.jit.script(model).save(path) or torch.jit.trace)";
+  }
   try {
     std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
     std::istringstream stream;
     if (source.bytes) {
-      if (source.bytes->empty()) return "it is empty";
       stream.str(*source.bytes);
       reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(&stream);
     } else {
       reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(source.path);
     }
     const bool pickle = reader->hasRecord("data.pkl");
-    const bool code = reader->hasRecord("constants.pkl") || reader->hasRecord("code/__torch__.py") ||
-                      reader->hasRecord("bytecode.pkl");
+    const bool code = reader->hasRecord("constants.pkl") || reader->hasRecord("bytecode.pkl");
     if (pickle && !code) {
       return "it is a torch.save() file (a state_dict or a pickled nn.Module), not TorchScript: "
              "load it in Python and save a TorchScript version with "
              "torch.jit.script(model).save(path) (or torch.jit.trace(model, example).save(path))";
     }
-    return "it is a zip archive but not a complete TorchScript model (truncated or damaged?)";
   } catch (const c10::Error&) {
-    return "it is not a zip archive, which TorchScript files are (saved with "
-           "torch.jit.script(model).save(path) or torch.jit.trace)";
+    // fall through: a zip that PyTorch's reader cannot read
   }
+  return "it is a zip archive but not a complete TorchScript model (truncated, damaged, or "
+         "another kind of zip file)";
 }
 
 std::vector<std::string> UnsafeOperations(const torch::jit::Module& module) {

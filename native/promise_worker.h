@@ -30,21 +30,32 @@ class PromiseWorker : public Napi::AsyncWorker {
   void Execute() final { error_ = Capture(fallback_code_, [this] { Run(); }); }
 
   void OnOK() final {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (error_) {
-      deferred_.Reject(ToJsError(env, *error_).Value());
-      return;
-    }
+    // Every Napi call here can fail, and throw, when the environment is being torn down (a
+    // worker_thread terminated while this job ran): then there is no one left to tell, and an
+    // exception escaping this callback would abort the process.
     try {
-      deferred_.Resolve(Guard(env, fallback_code_, [&] { return Result(env); }));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+      Napi::Env env = Env();
+      Napi::HandleScope scope(env);
+      if (error_) {
+        deferred_.Reject(ToJsError(env, *error_).Value());
+        return;
+      }
+      try {
+        deferred_.Resolve(Guard(env, fallback_code_, [&] { return Result(env); }));
+      } catch (const Napi::Error& e) {
+        deferred_.Reject(e.Value());
+      }
+    } catch (...) {
     }
   }
 
   // Only reached if Napi::AsyncWorker itself reports an error; Execute() never calls SetError.
-  void OnError(const Napi::Error& e) final { deferred_.Reject(e.Value()); }
+  void OnError(const Napi::Error& e) final {
+    try {
+      deferred_.Reject(e.Value());
+    } catch (...) {
+    }
+  }
 
   Napi::Promise::Deferred deferred_;
   const char* fallback_code_;

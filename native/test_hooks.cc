@@ -1,0 +1,53 @@
+// testThrow(kind, async): throws one kind of C++ exception through the chokepoint, on the JS
+// thread or on a worker, so that test/reliability.test.ts can check that each becomes a JS Error
+// with the right code and never aborts the process. Not part of the public API.
+#include "test_hooks.h"
+
+#include <c10/util/Exception.h>
+
+#include <new>
+#include <stdexcept>
+
+#include "errors.h"
+#include "promise_worker.h"
+
+namespace ltf {
+
+namespace {
+
+[[noreturn]] void ThrowKind(const std::string& kind) {
+  if (kind == "c10") TORCH_CHECK(false, "a c10::Error from TORCH_CHECK");
+  if (kind == "oom") throw c10::OutOfMemoryError({__func__, __FILE__, static_cast<uint32_t>(__LINE__)}, "CUDA out of memory (test)");
+  if (kind == "bad_alloc") throw std::bad_alloc();
+  if (kind == "std") throw std::runtime_error("a std::runtime_error");
+  if (kind == "native") throw NativeError(code::kLayerNotFound, "a NativeError with its own code");
+  throw 42;  // not an exception class at all
+}
+
+class ThrowWorker : public PromiseWorker {
+ public:
+  ThrowWorker(Napi::Env env, std::string kind) : PromiseWorker(env, code::kForwardFailed), kind_(std::move(kind)) {}
+
+ protected:
+  void Run() override { ThrowKind(kind_); }
+  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  std::string kind_;
+};
+
+}  // namespace
+
+Napi::Value TestThrow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
+    const std::string kind = info[0].As<Napi::String>().Utf8Value();
+    if (!info[1].ToBoolean().Value()) ThrowKind(kind);
+    auto* worker = new ThrowWorker(env, kind);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
+}  // namespace ltf
