@@ -4,6 +4,7 @@ import { ExtractorError, awaitNative, callNative, callSite } from './errors';
 import { FeatureTensor } from './feature-tensor';
 import { normalizeAnyInput } from './input';
 import { normalizeLayers, normalizeModel, normalizeOptions, type LayerRequest } from './options';
+import { type VerifyOptions, type VerifyReport, verifyModel } from './isolate';
 import { ModelSummary } from './summary';
 import type { ExtractInput, ExtractorOptions, Features, LayerInfo, LayerSpec, ModelSource, RuntimeInfo } from './types';
 
@@ -70,6 +71,9 @@ export class Extractor<L extends LayerSpec = string> {
     this.#source = normalizeModel(model);
     this.#request = normalizeLayers(layer);
     const settings = normalizeOptions(options);
+    if (options?.isolate && !adopted) {
+      throw new ExtractorError('INVALID_ARGUMENT', 'isolate needs Extractor.create(), which can wait for the child process');
+    }
     this.#allowUnsafe = settings.allowUnsafeOperations;
     let native = adopted;
     adopted = undefined;
@@ -94,9 +98,24 @@ export class Extractor<L extends LayerSpec = string> {
     const source = normalizeModel(model);
     const request = normalizeLayers(layer);
     const settings = normalizeOptions(options);
+    if (options?.isolate) {
+      const limits = typeof options.isolate === 'object' ? options.isolate : {};
+      await verifyModel(source, { ...limits, layer, allowUnsafeOperations: settings.allowUnsafeOperations });
+    }
     const native = await awaitNative(site, getBinding().loadAsync(source, request.names, settings));
     adopted = native;
     return new Extractor(model, layer, options);
+  }
+
+  /**
+   * Loads `model` in a child process, cuts it (at `options.layer`, default the last top-level
+   * child) and runs one forward on zeros, within time and memory limits: a model that crashes
+   * LibTorch's loader or allocates without bound kills the child, not the app.
+   * Rejects with MODEL_REJECTED (crash, timeout, memory) or the error loading it in-process
+   * would give (MODEL_LOAD_FAILED, UNSAFE_MODEL, LAYER_NOT_FOUND, ...).
+   */
+  static verify(model: ModelSource, options?: VerifyOptions): Promise<VerifyReport> {
+    return verifyModel(normalizeModel(model), options);
   }
 
   /**

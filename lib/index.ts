@@ -7,6 +7,7 @@ export { FeatureTensor } from './feature-tensor';
 export { ModelSummary, type SummaryRow } from './summary';
 export { ExtractorError, ERROR_CODES, type ErrorCode } from './errors';
 export { IMAGENET_MEAN, IMAGENET_STD } from './options';
+export type { VerifyOptions, VerifyReport } from './isolate';
 export type {
   Device,
   ExtractInput,

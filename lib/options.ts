@@ -25,7 +25,7 @@ export const DEFAULTS: Readonly<NativeOptions> = Object.freeze({
   preprocess: Object.freeze({ resize: 256, crop: 224, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] }),
 });
 
-const OPTION_NAMES = ['device', 'dtype', 'channelsLast', 'pool', 'normalize', 'optimize', 'threads', 'allowUnsafeOperations', 'preprocess'];
+const OPTION_NAMES = ['device', 'dtype', 'channelsLast', 'pool', 'normalize', 'optimize', 'threads', 'allowUnsafeOperations', 'preprocess', 'isolate'];
 const PREPROCESS_NAMES = ['resize', 'crop', 'mean', 'std'];
 const DEVICE = /^(auto|cpu|cuda|cuda:(0|[1-9]\d{0,3}))$/;
 // Far beyond any image a CNN is run on; keeps sizes well inside int64 arithmetic natively.

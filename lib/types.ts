@@ -75,6 +75,12 @@ export interface ExtractorOptions {
    * someone else may be an attack. Default false.
    */
   allowUnsafeOperations?: boolean;
+  /**
+   * `Extractor.create` only: load and run the model once in a child process first (see
+   * `Extractor.verify`), so that a crashing or memory-hungry model costs a child, not the app:
+   * `true`, or the limits `{ timeoutMs, maxMemoryMiB, inputShape }`. Default false.
+   */
+  isolate?: boolean | { timeoutMs?: number; maxMemoryMiB?: number; inputShape?: readonly number[] };
   /** How images are preprocessed; `false`: only scaled to [0, 1]. Default: ImageNet's evaluation transform. */
   preprocess?: PreprocessOptions | false;
 }

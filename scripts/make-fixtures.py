@@ -161,6 +161,25 @@ class ReadsFile(torch.nn.Module):
         return self.conv(x) + leaked.sum().float() * 0
 
 
+class Ballast(torch.nn.Module):
+    def forward(self, x):
+        ballast = torch.ones(1 << 30)  # 4 GiB of float32, written
+        return x + ballast[1:].sum() * 0
+
+
+class MemoryBomb(torch.nn.Module):
+    """A model whose forward fills gigabytes on the way to its output (child 'bomb'): what a
+    hostile or broken model can do."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+        self.bomb = Ballast()
+
+    def forward(self, x):
+        return self.bomb(self.conv(x))
+
+
 class TwoOutputs(torch.nn.Module):
     """A model whose forward returns a tuple, not a tensor."""
 
@@ -187,8 +206,10 @@ def bad_models():
         archive.writestr('readme.txt', 'a zip archive, not a model')
     torch.jit.script(ReadsFile().eval()).save(os.path.join(OUT, 'bad-reads-file.pt'))
     torch.jit.script(TwoOutputs().eval()).save(os.path.join(OUT, 'two-outputs.pt'))
+    torch.jit.script(MemoryBomb().eval()).save(os.path.join(OUT, 'bad-memory-bomb.pt'))
     return {'stateDict': 'bad-state-dict.pt', 'pickledModule': 'bad-pickled-module.pt', 'truncated': 'bad-truncated.pt',
-            'notTorchScript': 'bad-not-torchscript.zip', 'readsFile': 'bad-reads-file.pt', 'twoOutputs': 'two-outputs.pt'}
+            'notTorchScript': 'bad-not-torchscript.zip', 'readsFile': 'bad-reads-file.pt', 'twoOutputs': 'two-outputs.pt',
+            'memoryBomb': 'bad-memory-bomb.pt'}
 
 
 def torchsummary_rows(model, input_shape):

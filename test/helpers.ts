@@ -53,7 +53,7 @@ export interface Manifest {
   densenet121: Architecture;
   identity: { file: string; layer: string };
   branchy: { file: string };
-  bad: Record<'stateDict' | 'pickledModule' | 'truncated' | 'notTorchScript' | 'readsFile' | 'twoOutputs', string>;
+  bad: Record<'stateDict' | 'pickledModule' | 'truncated' | 'notTorchScript' | 'readsFile' | 'twoOutputs' | 'memoryBomb', string>;
   preprocess: {
     images: TensorFile[];
     pil: TensorFile;

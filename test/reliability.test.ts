@@ -217,3 +217,14 @@ describe('concurrency and lifetimes', () => {
     assert.equal(run.status, 0, run.stderr);
   });
 });
+
+describe('leaks', () => {
+  it('a short soak: 300 extractions and 20 load/dispose cycles leave resident memory flat after warm-up', () => {
+    const run = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, '..', '..', 'scripts', 'soak'), '--extractions', '300', '--cycles', '20', '--max-growth', '64'], {
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /growth after warm-up: [\d.]+ MiB/);
+  });
+});
