@@ -79,7 +79,7 @@ torch::jit::Module LoadModule(const ModelSource& source) {
     return torch::jit::load(source.path, torch::Device(torch::kCPU));
   } catch (const c10::Error&) {
     throw NativeError(code::kModelLoadFailed,
-                      "could not load " + Describe(source) + ": " + WhyNotTorchScript(source) +
+                      "could not load " + Describe(source) + " as a TorchScript model: " + WhyNotTorchScript(source) +
                           " (LibTorch: " + ltf::Describe(std::current_exception(), code::kModelLoadFailed).message + ")");
   }
 }
