@@ -99,9 +99,12 @@ let binding: Binding | undefined;
 export function getBinding(): Binding {
   if (binding) return binding;
   try {
+    // LIBTORCH_FEATURES_BINARY names a .node to load instead (the sanitizer build of scripts/test-asan).
+    const explicit = process.env.LIBTORCH_FEATURES_BINARY;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const load = require('node-gyp-build') as (dir: string) => Binding;
-    binding = load(PACKAGE_ROOT);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    binding = explicit ? (require(path.resolve(explicit)) as Binding) : load(PACKAGE_ROOT);
     return binding;
   } catch (error) {
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);

@@ -19,7 +19,9 @@ describe('binding', () => {
       const script = `
         const { Extractor } = require(${JSON.stringify(path.join(dir, 'dist', 'lib'))});
         try { Extractor.listLayers('model.pt'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
-      const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+      const env = { ...process.env };
+      delete env.LIBTORCH_FEATURES_BINARY;
+      const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env });
       assert.equal(run.status, 0, run.stderr);
       const error = JSON.parse(run.stdout);
       assert.equal(error.code, 'ADDON_LOAD_FAILED');
