@@ -101,9 +101,7 @@ export function getBinding(): Binding {
   try {
     // LIBTORCH_FEATURES_BINARY names a .node to load instead (the sanitizer build of scripts/test-asan).
     const explicit = process.env.LIBTORCH_FEATURES_BINARY;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const load = require('node-gyp-build') as (dir: string) => Binding;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     binding = explicit ? (require(path.resolve(explicit)) as Binding) : load(PACKAGE_ROOT);
     return binding;
   } catch (error) {

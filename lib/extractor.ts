@@ -166,7 +166,9 @@ export class Extractor<L extends LayerSpec = string> {
   extractSync(input: ExtractInput): Features<L> {
     const batch = normalizeAnyInput(input);
     const native = this.#live();
-    return this.#features(callNative(() => ('images' in batch ? native.forwardImagesSync(batch.images) : native.forwardSync(batch.data, batch.shape))));
+    return this.#features(
+      callNative(() => ('images' in batch ? native.forwardImagesSync(batch.images) : native.forwardSync(batch.data, batch.shape))),
+    );
   }
 
   /**
@@ -178,7 +180,10 @@ export class Extractor<L extends LayerSpec = string> {
   summary(inputShape: readonly number[]): ModelSummary {
     this.#live();
     if (!Array.isArray(inputShape) || inputShape.length === 0 || !inputShape.every((d) => Number.isInteger(d) && d >= 1 && d <= 1 << 16)) {
-      throw new ExtractorError('INVALID_ARGUMENT', `Expected positive integers such as [3, 224, 224] for inputShape but received ${String(inputShape)}`);
+      throw new ExtractorError(
+        'INVALID_ARGUMENT',
+        `Expected positive integers such as [3, 224, 224] for inputShape but received ${String(inputShape)}`,
+      );
     }
     const result = callNative(() => getBinding().summarize(this.#source, this.#request.names, [...inputShape], this.#allowUnsafe));
     const outputs: Record<string, number[]> = {};

@@ -92,7 +92,10 @@ function checkImage(image: unknown, what: string): ImageInput {
   if (!(data instanceof Uint8Array) && !(data instanceof Uint8ClampedArray)) {
     throw invalid(`Expected a Uint8Array or Uint8ClampedArray for ${what}.data but received ${describe(data)}`);
   }
-  for (const [name, value] of [['width', width], ['height', height]] as const) {
+  for (const [name, value] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
     if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > MAX_SIDE) {
       throw invalid(`Expected an integer from 1 to ${MAX_SIDE} for ${what}.${name} but received ${describe(value)}`);
     }
@@ -123,9 +126,7 @@ export function normalizeAnyInput(input: unknown): NormalizedInput | NormalizedI
 /** Checks a tensor input and returns the row-major data and shape native code takes. */
 export function normalizeInput(input: unknown): NormalizedInput {
   if (input === null || typeof input !== 'object') {
-    throw invalid(
-      `Expected { data: Float32Array, shape: [N, C, H, W] }, an ndarray or images for input but received ${describe(input)}`,
-    );
+    throw invalid(`Expected { data: Float32Array, shape: [N, C, H, W] }, an ndarray or images for input but received ${describe(input)}`);
   }
   const { data } = input as { data?: unknown };
   if (!(data instanceof Float32Array)) {

@@ -54,8 +54,10 @@ function check(options: VerifyOptions): Required<Omit<VerifyOptions, 'layer'>> &
   const timeoutMs = options.timeoutMs ?? 60_000;
   const maxMemoryMiB = options.maxMemoryMiB ?? 4096;
   const inputShape = options.inputShape ?? [1, 3, 224, 224];
-  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw bad(`Expected a positive number for timeoutMs but received ${describe(timeoutMs)}`);
-  if (!(Number.isFinite(maxMemoryMiB) && maxMemoryMiB > 0)) throw bad(`Expected a positive number for maxMemoryMiB but received ${describe(maxMemoryMiB)}`);
+  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0))
+    throw bad(`Expected a positive number for timeoutMs but received ${describe(timeoutMs)}`);
+  if (!(Number.isFinite(maxMemoryMiB) && maxMemoryMiB > 0))
+    throw bad(`Expected a positive number for maxMemoryMiB but received ${describe(maxMemoryMiB)}`);
   if (!Array.isArray(inputShape) || inputShape.length !== 4 || !inputShape.every((d) => Number.isInteger(d) && d > 0 && d <= 4096)) {
     throw bad(`Expected [N, C, H, W] positive integers for inputShape but received ${describe(inputShape)}`);
   }
@@ -88,7 +90,12 @@ export async function verifyModel(model: ModelSource, options: VerifyOptions = {
 
 function runChild(file: string, settings: ReturnType<typeof check>): Promise<VerifyReport> {
   return new Promise((resolve, reject) => {
-    const request = JSON.stringify({ file, layer: settings.layer, inputShape: settings.inputShape, allowUnsafeOperations: settings.allowUnsafeOperations });
+    const request = JSON.stringify({
+      file,
+      layer: settings.layer,
+      inputShape: settings.inputShape,
+      allowUnsafeOperations: settings.allowUnsafeOperations,
+    });
     const child = spawn(process.execPath, [CHILD, request], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -119,14 +126,24 @@ function runChild(file: string, settings: ReturnType<typeof check>): Promise<Ver
         // no report: the child died
       }
       if (killedFor) {
-        reject(new ExtractorError('MODEL_REJECTED', `the model was rejected: loading and running it in a child process was stopped because ${killedFor}`));
+        reject(
+          new ExtractorError(
+            'MODEL_REJECTED',
+            `the model was rejected: loading and running it in a child process was stopped because ${killedFor}`,
+          ),
+        );
       } else if (message.ok && message.report) {
         resolve({ ...message.report, peakMemoryMiB: Math.max(peak, message.report.peakMemoryMiB) });
       } else if (message.code) {
         reject(new ExtractorError(message.code, message.message ?? 'the model could not be used'));
       } else {
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        reject(new ExtractorError('MODEL_REJECTED', `the model was rejected: the child process that loaded it ${how}${stderr.trim() ? ` (${stderr.trim().split('\n').pop()})` : ''}`));
+        reject(
+          new ExtractorError(
+            'MODEL_REJECTED',
+            `the model was rejected: the child process that loaded it ${how}${stderr.trim() ? ` (${stderr.trim().split('\n').pop()})` : ''}`,
+          ),
+        );
       }
     });
   });

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 
 import type { NativeOptions } from './binding';
 import { ExtractorError } from './errors';
-import type { LayerSpec, ModelSource } from './types';
+import type { LayerSpec } from './types';
 
 /** ImageNet's statistics, as torchvision's pretrained models expect. */
 export const IMAGENET_MEAN = Object.freeze([0.485, 0.456, 0.406] as const);
@@ -25,7 +25,18 @@ export const DEFAULTS: Readonly<NativeOptions> = Object.freeze({
   preprocess: Object.freeze({ resize: 256, crop: 224, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] }),
 });
 
-const OPTION_NAMES = ['device', 'dtype', 'channelsLast', 'pool', 'normalize', 'optimize', 'threads', 'allowUnsafeOperations', 'preprocess', 'isolate'];
+const OPTION_NAMES = [
+  'device',
+  'dtype',
+  'channelsLast',
+  'pool',
+  'normalize',
+  'optimize',
+  'threads',
+  'allowUnsafeOperations',
+  'preprocess',
+  'isolate',
+];
 const PREPROCESS_NAMES = ['resize', 'crop', 'mean', 'std'];
 const DEVICE = /^(auto|cpu|cuda|cuda:(0|[1-9]\d{0,3}))$/;
 // Far beyond any image a CNN is run on; keeps sizes well inside int64 arithmetic natively.
@@ -88,7 +99,10 @@ export function normalizeLayers(layers: LayerSpec | unknown): LayerRequest {
   }
   if (Array.isArray(layers)) {
     if (layers.length === 0) throw invalid('Expected at least one layer name but received an empty array');
-    const names = unique(layers.map((name, i) => checkName(name, `layer[${i}]`)), 'the layer list');
+    const names = unique(
+      layers.map((name, i) => checkName(name, `layer[${i}]`)),
+      'the layer list',
+    );
     return { names, keys: names, single: false };
   }
   if (layers !== null && typeof layers === 'object' && !ArrayBuffer.isView(layers)) {
@@ -192,7 +206,9 @@ export function normalizeOptions(options: unknown): NativeOptions {
     optimize: given.optimize === undefined ? DEFAULTS.optimize : checkBoolean(given.optimize, 'optimize'),
     threads: given.threads === undefined ? DEFAULTS.threads : checkThreads(given.threads),
     allowUnsafeOperations:
-      given.allowUnsafeOperations === undefined ? DEFAULTS.allowUnsafeOperations : checkBoolean(given.allowUnsafeOperations, 'allowUnsafeOperations'),
+      given.allowUnsafeOperations === undefined
+        ? DEFAULTS.allowUnsafeOperations
+        : checkBoolean(given.allowUnsafeOperations, 'allowUnsafeOperations'),
     preprocess: normalizePreprocess(given.preprocess),
   };
 }

@@ -67,7 +67,9 @@ export class ModelSummary {
     lines.push(
       '='.repeat(96),
       `Total params: ${this.totalParameters.toLocaleString('en-US')}`,
-      `Output shape: ${Object.entries(this.outputShapes).map(([k, s]) => `${k} ${shape(s)}`).join(', ')}`,
+      `Output shape: ${Object.entries(this.outputShapes)
+        .map(([k, s]) => `${k} ${shape(s)}`)
+        .join(', ')}`,
       rule,
       `Input size (MB): ${mb(this.inputMB)}`,
       `Forward/backward pass size (MB): ${mb(this.forwardBackwardMB)}`,

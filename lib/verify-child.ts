@@ -7,7 +7,12 @@ import type { ExtractorError } from './errors';
 import type { FeatureTensor } from './feature-tensor';
 
 async function main(): Promise<void> {
-  const request = JSON.parse(process.argv[2]) as { file: string; layer?: string | string[]; inputShape: number[]; allowUnsafeOperations: boolean };
+  const request = JSON.parse(process.argv[2]) as {
+    file: string;
+    layer?: string | string[];
+    inputShape: number[];
+    allowUnsafeOperations: boolean;
+  };
   // For the tests: a child that dies the way a loader crash would.
   if (process.env.LTF_VERIFY_TEST_ABORT === '1') process.abort();
   const started = performance.now();

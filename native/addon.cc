@@ -21,11 +21,11 @@ namespace {
 Napi::Value Runtime(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kInternal, [&]() -> Napi::Value {
-  auto result = Napi::Object::New(env);
-  result.Set("torchVersion", TORCH_VERSION);
-  result.Set("cudaAvailable", torch::cuda::is_available());
-  result.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
-  return result;
+    auto result = Napi::Object::New(env);
+    result.Set("torchVersion", TORCH_VERSION);
+    result.Set("cudaAvailable", torch::cuda::is_available());
+    result.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
+    return result;
   });
 }
 

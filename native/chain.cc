@@ -45,8 +45,7 @@ bool MayWrite(const Node* node) {
 std::string Describe(const Node* node, const Value* self) {
   if (node->kind() == c10::prim::CallMethod) {
     const std::string child = CalledChild(node, self);
-    return child.empty() ? "a call of method '" + node->s(c10::attr::name) + "'"
-                         : "child '" + child + "'";
+    return child.empty() ? "a call of method '" + node->s(c10::attr::name) + "'" : "child '" + child + "'";
   }
   if (node->kind() == c10::prim::Param) return "an input of forward";
   return node->kind().toQualString();
@@ -70,9 +69,8 @@ void InlineOwnMethods(Graph& graph, const torch::jit::Module& module) {
     auto& function = torch::jit::toGraphFunction(method.function());
     torch::jit::inlineCallTo(call, &function, function.graph().get());
   }
-  throw NativeError(code::kUnsupportedCut,
-                    "the model's forward nests calls of its own methods more than " +
-                        std::to_string(kMaxInlineRounds) + " deep");
+  throw NativeError(code::kUnsupportedCut, "the model's forward nests calls of its own methods more than " +
+                                               std::to_string(kMaxInlineRounds) + " deep");
 }
 
 }  // namespace
@@ -81,8 +79,8 @@ std::vector<std::string> ChainTo(const torch::jit::Module& module, const std::st
   auto refuse = [&layer](const std::string& why) {
     return NativeError(code::kUnsupportedCut,
                        "cannot cut at '" + layer + "': " + why +
-                           ", so the children up to it, run in a Sequential, would not give what '" +
-                           layer + "' outputs inside the model; choose a layer whose input is the "
+                           ", so the children up to it, run in a Sequential, would not give what '" + layer +
+                           "' outputs inside the model; choose a layer whose input is the "
                            "output of the layer before it");
   };
 
@@ -116,8 +114,7 @@ std::vector<std::string> ChainTo(const torch::jit::Module& module, const std::st
     auto found = calls.find(current);
     if (found == calls.end()) throw refuse("the forward never calls '" + current + "'");
     if (found->second.size() != 1) {
-      throw refuse("the forward calls '" + current + "' " + std::to_string(found->second.size()) +
-                   " times");
+      throw refuse("the forward calls '" + current + "' " + std::to_string(found->second.size()) + " times");
     }
     const Node* call = found->second.front();
     if (cut == nullptr) cut = call;
@@ -125,12 +122,11 @@ std::vector<std::string> ChainTo(const torch::jit::Module& module, const std::st
       throw refuse("the forward calls '" + current + "' inside an if or a loop");
     }
     if (call->inputs().size() != 2) {
-      throw refuse("the forward calls '" + current + "' with " +
-                   std::to_string(call->inputs().size() - 1) + " arguments");
+      throw refuse("the forward calls '" + current + "' with " + std::to_string(call->inputs().size() - 1) +
+                   " arguments");
     }
     if (call->outputs().size() != 1 || !call->output()->type()->cast<c10::TensorType>()) {
-      throw refuse("'" + current + "' returns " + call->output()->type()->repr_str() +
-                   ", not a tensor");
+      throw refuse("'" + current + "' returns " + call->output()->type()->repr_str() + ", not a tensor");
     }
     chain.push_back(current);
     const Value* argument = call->inputs().at(1);
@@ -138,8 +134,8 @@ std::vector<std::string> ChainTo(const torch::jit::Module& module, const std::st
     if (argument == input) break;
     const std::string previous = CalledChild(argument->node(), self);
     if (previous.empty()) {
-      throw refuse("the input of '" + current + "' is computed by " +
-                   Describe(argument->node(), self) + ", not by a child alone");
+      throw refuse("the input of '" + current + "' is computed by " + Describe(argument->node(), self) +
+                   ", not by a child alone");
     }
     current = previous;
   }
@@ -149,8 +145,7 @@ std::vector<std::string> ChainTo(const torch::jit::Module& module, const std::st
   for (const Value* value : carried) {
     for (const auto& use : value->uses()) {
       const Node* user = use.user;
-      const bool on_chain = std::find(chain.begin(), chain.end(), CalledChild(user, self)) !=
-                            chain.end();
+      const bool on_chain = std::find(chain.begin(), chain.end(), CalledChild(user, self)) != chain.end();
       if (!on_chain && MayWrite(user) && user->isBefore(cut)) {
         throw refuse("the forward passes a value on the way to it to " + Describe(user, self) +
                      ", which may modify it");

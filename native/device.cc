@@ -37,8 +37,7 @@ torch::Device ResolveDevice(const std::string& request) {
   if (index >= count) {
     throw NativeError(code::kDeviceUnavailable,
                       "device '" + request + "' was requested but only " + std::to_string(count) +
-                          " CUDA device(s) are visible (cuda:0 to cuda:" + std::to_string(count - 1) +
-                          ")");
+                          " CUDA device(s) are visible (cuda:0 to cuda:" + std::to_string(count - 1) + ")");
   }
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }

@@ -28,9 +28,8 @@ ErrorInfo Describe(std::exception_ptr error, const char* fallback_code) noexcept
     } catch (const NativeError& e) {
       return {e.code(), e.what()};
     } catch (const c10::OutOfMemoryError& e) {
-      return {code::kOutOfMemory,
-              "out of memory: " + StripTrailer(e.what_without_backtrace()) +
-                  " (try a smaller batch or input size)"};
+      return {code::kOutOfMemory, "out of memory: " + StripTrailer(e.what_without_backtrace()) +
+                                      " (try a smaller batch or input size)"};
     } catch (const c10::Error& e) {
       return {fallback_code, StripTrailer(e.what_without_backtrace())};
     } catch (const std::bad_alloc&) {

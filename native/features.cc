@@ -36,7 +36,7 @@ std::vector<torch::Tensor> Forward(const CutModel& model, const torch::Tensor& b
   if (model.sequential) {
     outputs.push_back(model.sequential.ptr()->forward(batch));
   } else {
-    torch::jit::Module module = *model.graph;  // a handle: forward() is not const
+    torch::jit::Module module = *model.graph;            // a handle: forward() is not const
     const c10::IValue result = module.forward({batch});  // the tuple must outlive the loop
     for (const auto& value : result.toTupleRef().elements()) outputs.push_back(value.toTensor());
   }

@@ -33,9 +33,8 @@ void DropNeedlessClones(const std::vector<Node*>& clones) {
 }  // namespace
 
 std::vector<CallSite> ListCalls(const Module& root) {
-  auto expanded = ExpandForward(root, [&root](const std::string& path) {
-    return HasChildren(*FindModule(root, path));
-  });
+  auto expanded =
+      ExpandForward(root, [&root](const std::string& path) { return HasChildren(*FindModule(root, path)); });
   std::vector<CallSite> cuttable;
   for (auto& call : expanded.calls) {
     if (call.output_index >= 0) cuttable.push_back(std::move(call));

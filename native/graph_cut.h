@@ -18,9 +18,9 @@ namespace ltf {
 std::vector<CallSite> ListCalls(const torch::jit::Module& root);
 
 struct GraphCut {
-  torch::jit::Module module;        // forward(x) returns a tuple: one tensor per target, in order
-  std::vector<std::string> kept;    // the top-level children it still uses
-  int64_t parameter_count = 0;      // parameters those calls use, each counted once
+  torch::jit::Module module;      // forward(x) returns a tuple: one tensor per target, in order
+  std::vector<std::string> kept;  // the top-level children it still uses
+  int64_t parameter_count = 0;    // parameters those calls use, each counted once
 };
 
 // Cuts `root` (loaded on the CPU, in eval mode) at `targets` (call names as ListCalls gives

@@ -81,8 +81,8 @@ class Expander {
 
   void Inline(Node* call, const std::string& path, const std::string& method) {
     if (++inlined_ > kMaxInlinedCalls) {
-      throw NativeError(code::kUnsupportedCut, "the model's forward nests more than " +
-                                                   std::to_string(kMaxInlinedCalls) + " calls");
+      throw NativeError(code::kUnsupportedCut,
+                        "the model's forward nests more than " + std::to_string(kMaxInlinedCalls) + " calls");
     }
     auto& function = torch::jit::toGraphFunction(FindModule(root_, path)->get_method(method).function());
     torch::jit::inlineCallTo(call, &function, function.graph().get());

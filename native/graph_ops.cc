@@ -25,7 +25,8 @@ using torch::jit::Value;
 // calls whose results are unused (kept otherwise, as a call may have side effects), and the
 // input checks (prim::RaiseException) of modules whose outputs the cut does not need. A node
 // that may write to a live value stays: the alias analysis sees to that.
-constexpr auto kAllowDeletingSideEffects = torch::jit::DCESideEffectPolicy::ALLOW_DELETING_NODES_WITH_SIDE_EFFECTS;
+constexpr auto kAllowDeletingSideEffects =
+    torch::jit::DCESideEffectPolicy::ALLOW_DELETING_NODES_WITH_SIDE_EFFECTS;
 
 // At most this many names in an error message; the rest are counted.
 constexpr size_t kMaxNamesShown = 40;
@@ -136,7 +137,6 @@ Target ResolveTarget(const Module& root, const std::string& name) {
                         " (Extractor.listLayers(model, { nested: true }) lists every name)");
 }
 
-
 std::function<bool(const std::string&)> AncestorsOf(const std::vector<Target>& targets) {
   return [targets](const std::string& path) {
     return std::any_of(targets.begin(), targets.end(),
@@ -155,13 +155,12 @@ std::vector<Value*> TargetValues(const ExpandedForward& expanded, const std::vec
         if (site.path == target.path) calls.push_back(site.name);
       }
       if (calls.empty()) {
-        throw NativeError(code::kUnsupportedCut, "cannot cut at '" + target.name +
-                                                     "': the model's forward never calls '" +
-                                                     target.path + "'");
+        throw NativeError(
+            code::kUnsupportedCut,
+            "cannot cut at '" + target.name + "': the model's forward never calls '" + target.path + "'");
       }
-      throw NativeError(code::kLayerNotFound, "layer '" + target.name + "' does not exist: '" +
-                                                  target.path + "' is called " +
-                                                  std::to_string(calls.size()) +
+      throw NativeError(code::kLayerNotFound, "layer '" + target.name + "' does not exist: '" + target.path +
+                                                  "' is called " + std::to_string(calls.size()) +
                                                   " time(s), as: " + JoinShort(calls));
     }
     if (call->output_index < 0) {
@@ -176,7 +175,6 @@ bool AliasReadAfter(const Value* value, const Node* node) {
   std::unordered_set<const Value*> seen;
   return AliasReadAfter(value, node, seen);
 }
-
 
 void RemoveDeadCode(std::shared_ptr<Graph>& graph) {
   torch::jit::EliminateDeadCode(graph, kAllowDeletingSideEffects);
@@ -224,9 +222,9 @@ Module BuildModule(const Module& root, const std::shared_ptr<Graph>& graph) {
   for (const auto& use : self->uses()) {
     const Node* user = use.user;
     if (user->kind() != c10::prim::GetAttr) {
-      throw NativeError(code::kUnsupportedCut,
-                        "the model's forward passes the model object itself to " +
-                            std::string(user->kind().toQualString()) + ", which a cut cannot keep");
+      throw NativeError(code::kUnsupportedCut, "the model's forward passes the model object itself to " +
+                                                   std::string(user->kind().toQualString()) +
+                                                   ", which a cut cannot keep");
     }
     const std::string& name = user->s(c10::attr::name);
     if (cut.hasattr(name)) continue;

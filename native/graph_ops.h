@@ -30,7 +30,8 @@ std::function<bool(const std::string&)> AncestorsOf(const std::vector<Target>& t
 // The graph values of the targets' calls in an expanded forward. Throws LAYER_NOT_FOUND (no such
 // call: the message lists the calls of that module) or UNSUPPORTED_CUT (never called, or no single
 // tensor output).
-std::vector<torch::jit::Value*> TargetValues(const ExpandedForward& expanded, const std::vector<Target>& targets);
+std::vector<torch::jit::Value*> TargetValues(const ExpandedForward& expanded,
+                                             const std::vector<Target>& targets);
 
 // Whether anything that may share memory with `value` is used after `node` (other than by `node`):
 // then an in-place change around `node` can matter.
@@ -48,6 +49,7 @@ int64_t CountParameters(torch::jit::Graph& graph, const torch::jit::Module& root
 
 // A new module whose forward is `graph`, holding only the attributes of `root` that the graph
 // reads, so that `root` and everything the cut left out can be released.
-torch::jit::Module BuildModule(const torch::jit::Module& root, const std::shared_ptr<torch::jit::Graph>& graph);
+torch::jit::Module BuildModule(const torch::jit::Module& root,
+                               const std::shared_ptr<torch::jit::Graph>& graph);
 
 }  // namespace ltf

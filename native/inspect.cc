@@ -70,7 +70,8 @@ std::vector<std::string> UnsafeOperations(const torch::jit::Module& module) {
       blocks.pop_back();
       for (torch::jit::Node* node : block->nodes()) {
         const std::string kind = node->kind().toQualString();
-        if (kUnsafeOperators.count(kind)) found.push_back(kind + " in " + function->qualname().qualifiedName());
+        if (kUnsafeOperators.count(kind))
+          found.push_back(kind + " in " + function->qualname().qualifiedName());
         for (torch::jit::Block* inner : node->blocks()) blocks.push_back(inner);
       }
     }

@@ -12,21 +12,15 @@ class JitChildImpl : public torch::nn::Module {
  public:
   explicit JitChildImpl(torch::jit::Module module) : module_(std::move(module)) {}
 
-  torch::Tensor forward(torch::Tensor input) {
-    return module_.forward({std::move(input)}).toTensor();
-  }
+  torch::Tensor forward(torch::Tensor input) { return module_.forward({std::move(input)}).toTensor(); }
 
   // nn::Module::to() only moves parameters registered with nn::Module; the TorchScript module
   // keeps its own, so each overload moves those too.
   void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override {
     module_.to(device, dtype, non_blocking);
   }
-  void to(torch::Dtype dtype, bool non_blocking = false) override {
-    module_.to(dtype, non_blocking);
-  }
-  void to(torch::Device device, bool non_blocking = false) override {
-    module_.to(device, non_blocking);
-  }
+  void to(torch::Dtype dtype, bool non_blocking = false) override { module_.to(dtype, non_blocking); }
+  void to(torch::Device device, bool non_blocking = false) override { module_.to(device, non_blocking); }
 
   void train(bool on = true) override {
     torch::nn::Module::train(on);

@@ -24,8 +24,8 @@ ModelSource ReadSource(const Napi::Value& value) {
     source.path = value.As<Napi::String>().Utf8Value();
   } else if (value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
     const auto bytes = value.As<Napi::Uint8Array>();
-    source.bytes = std::make_shared<const std::string>(reinterpret_cast<const char*>(bytes.Data()),
-                                                       bytes.ByteLength());
+    source.bytes =
+        std::make_shared<const std::string>(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
   } else {
     throw Bad(value.Env(), "source must be a path or a Uint8Array");
   }
@@ -48,7 +48,8 @@ std::vector<double> ReadNumbers(const Napi::Value& value) {
   std::vector<double> numbers;
   if (value.IsNull() || value.IsUndefined()) return numbers;
   const auto array = value.As<Napi::Array>();
-  for (uint32_t i = 0; i < array.Length(); ++i) numbers.push_back(array.Get(i).As<Napi::Number>().DoubleValue());
+  for (uint32_t i = 0; i < array.Length(); ++i)
+    numbers.push_back(array.Get(i).As<Napi::Number>().DoubleValue());
   return numbers;
 }
 
@@ -112,7 +113,8 @@ Napi::Object Layer(Napi::Env env, const std::string& name, const std::string& ty
 
 Napi::Array Shape(Napi::Env env, const std::vector<int64_t>& shape) {
   auto array = Napi::Array::New(env, shape.size());
-  for (size_t i = 0; i < shape.size(); ++i) array.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(shape[i])));
+  for (size_t i = 0; i < shape.size(); ++i)
+    array.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(shape[i])));
   return array;
 }
 
@@ -143,9 +145,11 @@ Napi::Value ListLayersOf(const Napi::CallbackInfo& info) {
     Napi::Array result = Napi::Array::New(env);
     if (info[1].ToBoolean().Value()) {
       module.eval();
-      for (const auto& call : ListCalls(module)) result.Set(result.Length(), Layer(env, call.name, call.type));
+      for (const auto& call : ListCalls(module))
+        result.Set(result.Length(), Layer(env, call.name, call.type));
     } else {
-      for (const auto& layer : ListLayers(module)) result.Set(result.Length(), Layer(env, layer.name, layer.type));
+      for (const auto& layer : ListLayers(module))
+        result.Set(result.Length(), Layer(env, layer.name, layer.type));
     }
     return result;
   });
@@ -169,7 +173,8 @@ Napi::Value SummarizeOf(const Napi::CallbackInfo& info) {
       rows.Set(static_cast<uint32_t>(i), row);
     }
     auto outputs = Napi::Array::New(env, summary.output_shapes.size());
-    for (size_t i = 0; i < summary.output_shapes.size(); ++i) outputs.Set(static_cast<uint32_t>(i), Shape(env, summary.output_shapes[i]));
+    for (size_t i = 0; i < summary.output_shapes.size(); ++i)
+      outputs.Set(static_cast<uint32_t>(i), Shape(env, summary.output_shapes[i]));
     auto result = Napi::Object::New(env);
     result.Set("rows", rows);
     result.Set("outputShapes", outputs);

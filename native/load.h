@@ -1,7 +1,7 @@
 // Entry points that load a model. Each throws (or rejects with) an Error carrying a `code`:
 // MODEL_NOT_FOUND, MODEL_LOAD_FAILED, UNSAFE_MODEL, LAYER_NOT_FOUND, UNSUPPORTED_CUT,
-// DEVICE_UNAVAILABLE, INVALID_ARGUMENT. `source` is a path (string) or the model's bytes (Uint8Array), copied before
-// the call returns.
+// DEVICE_UNAVAILABLE, INVALID_ARGUMENT. `source` is a path (string) or the model's bytes (Uint8Array), copied
+// before the call returns.
 #pragma once
 
 #include <napi.h>

@@ -39,13 +39,9 @@ std::optional<std::string> ModulePath(const torch::jit::Value* value, const torc
   return path;
 }
 
-bool HasChildren(const torch::jit::Module& module) {
-  return module.children().size() > 0;
-}
+bool HasChildren(const torch::jit::Module& module) { return module.children().size() > 0; }
 
-bool IsForward(const std::string& method) {
-  return method == "forward" || method.rfind("forward__", 0) == 0;
-}
+bool IsForward(const std::string& method) { return method == "forward" || method.rfind("forward__", 0) == 0; }
 
 bool IsBelow(const std::string& path, const std::string& ancestor) {
   if (ancestor.empty()) return !path.empty();

@@ -68,8 +68,7 @@ Napi::Object NativeExtractor::Wrap(Napi::Env env, std::shared_ptr<CutModel> mode
   return GetAddonData(env).native_extractor.New({Napi::External<Boxed>::New(env, &boxed)});
 }
 
-NativeExtractor::NativeExtractor(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<NativeExtractor>(info) {
+NativeExtractor::NativeExtractor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeExtractor>(info) {
   if (info.Length() != 1 || !info[0].IsExternal()) {
     throw Napi::TypeError::New(info.Env(), "NativeExtractor is created by load() or loadAsync()");
   }

@@ -59,11 +59,12 @@ torch::Tensor PreprocessImages(const std::vector<torch::Tensor>& images, const P
   }
   for (const auto& image : batch) {
     if (image.sizes() != batch.front().sizes()) {
-      throw NativeError(code::kInvalidInput,
-                        "the images come out of preprocessing in different sizes (" +
-                            std::to_string(batch.front().size(2)) + "x" + std::to_string(batch.front().size(3)) +
-                            " and " + std::to_string(image.size(2)) + "x" + std::to_string(image.size(3)) +
-                            "); set preprocess.crop, or give images of one size");
+      throw NativeError(code::kInvalidInput, "the images come out of preprocessing in different sizes (" +
+                                                 std::to_string(batch.front().size(2)) + "x" +
+                                                 std::to_string(batch.front().size(3)) + " and " +
+                                                 std::to_string(image.size(2)) + "x" +
+                                                 std::to_string(image.size(3)) +
+                                                 "); set preprocess.crop, or give images of one size");
     }
   }
   torch::Tensor result = torch::cat(batch, 0).div_(255.0);

@@ -27,7 +27,9 @@ class PromiseWorker : public Napi::AsyncWorker {
   virtual Napi::Value Result(Napi::Env env) = 0;
 
  private:
-  void Execute() final { error_ = Capture(fallback_code_, [this] { Run(); }); }
+  void Execute() final {
+    error_ = Capture(fallback_code_, [this] { Run(); });
+  }
 
   void OnOK() final {
     // Every Napi call here can fail, and throw, when the environment is being torn down (a

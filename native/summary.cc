@@ -48,9 +48,8 @@ Summary Summarize(const torch::jit::Module& root, const std::vector<std::string>
   std::vector<Target> targets;
   for (const auto& name : names) targets.push_back(ResolveTarget(root, name));
   // Every container is expanded, so that every module call has a row.
-  auto expanded = ExpandForward(root, [&root](const std::string& path) {
-    return HasChildren(*FindModule(root, path));
-  });
+  auto expanded =
+      ExpandForward(root, [&root](const std::string& path) { return HasChildren(*FindModule(root, path)); });
   auto& graph = expanded.graph;
   std::vector<Value*> values = TargetValues(expanded, targets);
 
@@ -91,7 +90,8 @@ Summary Summarize(const torch::jit::Module& root, const std::vector<std::string>
   c10::InferenceMode guard;
   const c10::IValue result = module.forward({torch::zeros(shape)});
   const auto& results = result.toTupleRef().elements();
-  for (size_t i = 0; i < values.size(); ++i) summary.output_shapes.push_back(results[i].toTensor().sizes().vec());
+  for (size_t i = 0; i < values.size(); ++i)
+    summary.output_shapes.push_back(results[i].toTensor().sizes().vec());
   for (size_t i = 0; i < rows.size(); ++i) {
     SummaryRow row{rows[i].call->name, rows[i].call->type,
                    results[values.size() + i].toTensor().sizes().vec(), 0};

@@ -10,8 +10,8 @@
 namespace ltf {
 
 struct SummaryRow {
-  std::string name;  // "layer1.0.relu_1"
-  std::string type;  // "ReLU"
+  std::string name;                   // "layer1.0.relu_1"
+  std::string type;                   // "ReLU"
   std::vector<int64_t> output_shape;  // with the batch dimension (1)
   int64_t parameters = 0;             // the module's own parameters, not its children's
 };

@@ -13,9 +13,7 @@ namespace {
 // shape is accepted only if its product fits comfortably in int64 arithmetic.
 constexpr int64_t kMaxElements = int64_t{1} << 50;
 
-NativeError Invalid(const std::string& message) {
-  return NativeError(code::kInvalidInput, message);
-}
+NativeError Invalid(const std::string& message) { return NativeError(code::kInvalidInput, message); }
 
 std::vector<int64_t> ShapeFromJs(const Napi::Value& value) {
   if (!value.IsArray()) throw Invalid("shape must be an array of integers");
@@ -37,8 +35,7 @@ std::vector<int64_t> ShapeFromJs(const Napi::Value& value) {
 }  // namespace
 
 torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape_value) {
-  if (!data.IsTypedArray() ||
-      data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+  if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
     throw Invalid("data must be a Float32Array");
   }
   const auto array = data.As<Napi::Float32Array>();
@@ -51,8 +48,8 @@ torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape_valu
   }
   // A detached buffer reads as length 0, so it fails here too.
   if (static_cast<int64_t>(array.ElementLength()) != elements) {
-    throw Invalid("data has " + std::to_string(array.ElementLength()) +
-                  " values but the shape holds " + std::to_string(elements));
+    throw Invalid("data has " + std::to_string(array.ElementLength()) + " values but the shape holds " +
+                  std::to_string(elements));
   }
 
   torch::Tensor tensor = torch::empty(shape, torch::kFloat);
@@ -79,12 +76,14 @@ std::vector<torch::Tensor> ImagesFromJs(const Napi::Value& value) {
     for (int d = 0; d < 3; ++d) {
       const Napi::Value dim = image.Get(names[d]);
       const double number = dim.IsNumber() ? dim.As<Napi::Number>().DoubleValue() : -1;
-      if (!(number >= 1 && number <= (1 << 20)) || number != static_cast<double>(static_cast<int64_t>(number))) {
+      if (!(number >= 1 && number <= (1 << 20)) ||
+          number != static_cast<double>(static_cast<int64_t>(number))) {
         throw Invalid("images[" + std::to_string(i) + "]." + names[d] + " must be a positive integer");
       }
       dims[d] = static_cast<int64_t>(number);
     }
-    if (dims[2] != 3 && dims[2] != 4) throw Invalid("images[" + std::to_string(i) + "].channels must be 3 or 4");
+    if (dims[2] != 3 && dims[2] != 4)
+      throw Invalid("images[" + std::to_string(i) + "].channels must be 3 or 4");
     const int64_t bytes = dims[0] * dims[1] * dims[2];
     if (static_cast<int64_t>(typed.ByteLength()) != bytes) {
       throw Invalid("images[" + std::to_string(i) + "].data has " + std::to_string(typed.ByteLength()) +
@@ -101,7 +100,8 @@ std::vector<torch::Tensor> ImagesFromJs(const Napi::Value& value) {
 
 Napi::Array OutputsToJs(Napi::Env env, const std::vector<torch::Tensor>& tensors) {
   auto outputs = Napi::Array::New(env, tensors.size());
-  for (size_t i = 0; i < tensors.size(); ++i) outputs.Set(static_cast<uint32_t>(i), OutputToJs(env, tensors[i]));
+  for (size_t i = 0; i < tensors.size(); ++i)
+    outputs.Set(static_cast<uint32_t>(i), OutputToJs(env, tensors[i]));
   return outputs;
 }
 

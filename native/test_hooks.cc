@@ -17,7 +17,9 @@ namespace {
 
 [[noreturn]] void ThrowKind(const std::string& kind) {
   if (kind == "c10") TORCH_CHECK(false, "a c10::Error from TORCH_CHECK");
-  if (kind == "oom") throw c10::OutOfMemoryError({__func__, __FILE__, static_cast<uint32_t>(__LINE__)}, "CUDA out of memory (test)");
+  if (kind == "oom")
+    throw c10::OutOfMemoryError({__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
+                                "CUDA out of memory (test)");
   if (kind == "bad_alloc") throw std::bad_alloc();
   if (kind == "std") throw std::runtime_error("a std::runtime_error");
   if (kind == "native") throw NativeError(code::kLayerNotFound, "a NativeError with its own code");
@@ -26,7 +28,8 @@ namespace {
 
 class ThrowWorker : public PromiseWorker {
  public:
-  ThrowWorker(Napi::Env env, std::string kind) : PromiseWorker(env, code::kForwardFailed), kind_(std::move(kind)) {}
+  ThrowWorker(Napi::Env env, std::string kind)
+      : PromiseWorker(env, code::kForwardFailed), kind_(std::move(kind)) {}
 
  protected:
   void Run() override { ThrowKind(kind_); }

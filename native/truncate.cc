@@ -78,9 +78,10 @@ torch::jit::Module LoadModule(const ModelSource& source) {
     }
     return torch::jit::load(source.path, torch::Device(torch::kCPU));
   } catch (const c10::Error&) {
-    throw NativeError(code::kModelLoadFailed,
-                      "could not load " + Describe(source) + " as a TorchScript model: " + WhyNotTorchScript(source) +
-                          " (LibTorch: " + ltf::Describe(std::current_exception(), code::kModelLoadFailed).message + ")");
+    throw NativeError(
+        code::kModelLoadFailed,
+        "could not load " + Describe(source) + " as a TorchScript model: " + WhyNotTorchScript(source) +
+            " (LibTorch: " + ltf::Describe(std::current_exception(), code::kModelLoadFailed).message + ")");
   }
 }
 
@@ -118,7 +119,8 @@ std::shared_ptr<CutModel> BuildCutModel(const ModelSource& source, const std::ve
     if (chain) {
       BuildSequential(*model, module, std::move(*chain));
     } else {
-      GraphCut cut = CutGraph(module, layers, model->device, options.dtype, options.channels_last, options.optimize);
+      GraphCut cut =
+          CutGraph(module, layers, model->device, options.dtype, options.channels_last, options.optimize);
       model->graph = std::move(cut.module);
       model->kept = std::move(cut.kept);
       model->parameter_count = cut.parameter_count;

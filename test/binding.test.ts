@@ -35,7 +35,11 @@ describe('binding', () => {
   it('the binary finds LibTorch without LD_LIBRARY_PATH', () => {
     const env = { ...process.env };
     delete env.LD_LIBRARY_PATH;
-    const run = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(path.join(ROOT, 'dist', 'lib'))}).Extractor.runtime().torchVersion)`], { encoding: 'utf8', env });
+    const run = spawnSync(
+      process.execPath,
+      ['-e', `console.log(require(${JSON.stringify(path.join(ROOT, 'dist', 'lib'))}).Extractor.runtime().torchVersion)`],
+      { encoding: 'utf8', env },
+    );
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /^\d+\.\d+/);
   });

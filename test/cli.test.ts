@@ -26,7 +26,10 @@ function numpyLoad(file: string): { shape: number[]; data: Float32Array } {
   assert.equal(run.status, 0, run.stderr.toString());
   const newline = run.stdout.indexOf(10);
   const bytes = new Uint8Array(run.stdout.subarray(newline + 1));
-  return { shape: JSON.parse(run.stdout.subarray(0, newline).toString()), data: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
+  return {
+    shape: JSON.parse(run.stdout.subarray(0, newline).toString()),
+    data: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4),
+  };
 }
 
 function expectOneLineError(run: SpawnSyncReturns<string>, message: RegExp, code = 1): void {
@@ -43,7 +46,8 @@ before(async () => {
   fs.mkdirSync(path.join(dir, 'set', 'cats'), { recursive: true });
   // Three formats sharp reads, in a folder tree (rows come in sorted path order).
   const raw = manifest.preprocess.images.slice(0, 3).map(readImage);
-  const toSharp = (image: (typeof raw)[number]) => sharp(Buffer.from(image.data), { raw: { width: image.width, height: image.height, channels: image.channels } });
+  const toSharp = (image: (typeof raw)[number]) =>
+    sharp(Buffer.from(image.data), { raw: { width: image.width, height: image.height, channels: image.channels } });
   photos = [path.join(dir, 'set', 'a.png'), path.join(dir, 'set', 'b.webp'), path.join(dir, 'set', 'cats', 'c.jpg')];
   await toSharp(raw[0]).png().toFile(photos[0]);
   await toSharp(raw[1]).webp({ lossless: true }).toFile(photos[1]);
@@ -56,7 +60,10 @@ describe('libtorch-features layers', () => {
   it("lists the children like the article's listing", () => {
     const run = cli(['layers', RESNET18]);
     assert.equal(run.status, 0, run.stderr);
-    assert.deepEqual(run.stdout.trim().split('\n'), manifest.resnet18.layers.map((l, i) => `${i} ${l.name} ${l.type}`));
+    assert.deepEqual(
+      run.stdout.trim().split('\n'),
+      manifest.resnet18.layers.map((l, i) => `${i} ${l.name} ${l.type}`),
+    );
   });
 
   it('--nested lists module calls; --summary prints the torchsummary table', () => {
@@ -72,7 +79,21 @@ describe('libtorch-features layers', () => {
 describe('libtorch-features extract', () => {
   it('writes a real .npy (NumPy reads it) equal to the API, and an index in row order', async () => {
     const out = path.join(dir, 'features.npy');
-    const run = cli(['extract', RESNET18, path.join(dir, 'set'), '--layer', 'layer4', '--pool', 'avg', '--out', out, '--batch', '2', '--device', 'cpu']);
+    const run = cli([
+      'extract',
+      RESNET18,
+      path.join(dir, 'set'),
+      '--layer',
+      'layer4',
+      '--pool',
+      'avg',
+      '--out',
+      out,
+      '--batch',
+      '2',
+      '--device',
+      'cpu',
+    ]);
     assert.equal(run.status, 0, run.stderr);
     const npy = numpyLoad(out);
     assert.deepEqual(npy.shape, [3, 512]);
@@ -87,7 +108,21 @@ describe('libtorch-features extract', () => {
 
   it('several --layer write one file each, unpooled shapes kept', () => {
     const out = path.join(dir, 'multi.npy');
-    const run = cli(['extract', RESNET18, photos[0], photos[2], '--layer', 'layer2', '--layer', 'layer4', '--out', out, '--quiet', '--device', 'cpu']);
+    const run = cli([
+      'extract',
+      RESNET18,
+      photos[0],
+      photos[2],
+      '--layer',
+      'layer2',
+      '--layer',
+      'layer4',
+      '--out',
+      out,
+      '--quiet',
+      '--device',
+      'cpu',
+    ]);
     assert.equal(run.status, 0, run.stderr);
     assert.equal(run.stderr, '', '--quiet prints nothing');
     assert.deepEqual(numpyLoad(path.join(dir, 'multi.layer2.npy')).shape, [2, 128, 28, 28]);
@@ -95,18 +130,50 @@ describe('libtorch-features extract', () => {
     assert.equal(fs.readFileSync(path.join(dir, 'multi.index.csv'), 'utf8').trim().split('\n').length, 3);
   });
 
-  it('videos: frames sampled at --fps, clip and time of each row in the index', { skip: hasFfmpeg() ? false : 'ffmpeg is not on PATH' }, () => {
-    const video = path.join(dir, 'clip.mp4');
-    const make = spawnSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc=duration=2:size=160x120:rate=10', '-pix_fmt', 'yuv420p', video]);
-    assert.equal(make.status, 0, make.stderr?.toString());
-    const out = path.join(dir, 'video.npy');
-    const run = cli(['extract', RESNET18, video, photos[0], '--layer', 'layer1', '--pool', 'max', '--fps', '2', '--out', out, '--device', 'cpu']);
-    assert.equal(run.status, 0, run.stderr);
-    assert.deepEqual(numpyLoad(out).shape, [5, 64]);
-    const index = fs.readFileSync(path.join(dir, 'video.index.csv'), 'utf8').trim().split('\n').slice(1);
-    assert.deepEqual(index.slice(0, 4), [0, 1, 2, 3].map((i) => `${i},${video},${i},${(i / 2).toFixed(3)}`));
-    assert.equal(index[4], `4,${photos[0]},,`);
-  });
+  it(
+    'videos: frames sampled at --fps, clip and time of each row in the index',
+    { skip: hasFfmpeg() ? false : 'ffmpeg is not on PATH' },
+    () => {
+      const video = path.join(dir, 'clip.mp4');
+      const make = spawnSync('ffmpeg', [
+        '-v',
+        'error',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=duration=2:size=160x120:rate=10',
+        '-pix_fmt',
+        'yuv420p',
+        video,
+      ]);
+      assert.equal(make.status, 0, make.stderr?.toString());
+      const out = path.join(dir, 'video.npy');
+      const run = cli([
+        'extract',
+        RESNET18,
+        video,
+        photos[0],
+        '--layer',
+        'layer1',
+        '--pool',
+        'max',
+        '--fps',
+        '2',
+        '--out',
+        out,
+        '--device',
+        'cpu',
+      ]);
+      assert.equal(run.status, 0, run.stderr);
+      assert.deepEqual(numpyLoad(out).shape, [5, 64]);
+      const index = fs.readFileSync(path.join(dir, 'video.index.csv'), 'utf8').trim().split('\n').slice(1);
+      assert.deepEqual(
+        index.slice(0, 4),
+        [0, 1, 2, 3].map((i) => `${i},${video},${i},${(i / 2).toFixed(3)}`),
+      );
+      assert.equal(index[4], `4,${photos[0]},,`);
+    },
+  );
 
   it('without ffmpeg on PATH, a video is one clear line', () => {
     // A PATH that holds node alone.
@@ -122,7 +189,19 @@ describe('libtorch-features extract', () => {
   it('progress: plain lines when not a terminal, a bar with rate and ETA on one', () => {
     const plain = cli(['extract', RESNET18, photos[0], '--layer', 'conv1', '--out', path.join(dir, 'p.npy'), '--device', 'cpu']);
     assert.match(plain.stderr, /^extract: 1\/1 items \(100%\), [\d.]+ items\/s, ETA \d+s$/m);
-    const command = [process.execPath, CLI, 'extract', RESNET18, photos[0], '--layer', 'conv1', '--out', path.join(dir, 't.npy'), '--device', 'cpu']
+    const command = [
+      process.execPath,
+      CLI,
+      'extract',
+      RESNET18,
+      photos[0],
+      '--layer',
+      'conv1',
+      '--out',
+      path.join(dir, 't.npy'),
+      '--device',
+      'cpu',
+    ]
       .map((a) => `'${a}'`)
       .join(' ');
     const tty = spawnSync('script', ['-qfec', command, '/dev/null'], { encoding: 'utf8' });
@@ -135,7 +214,11 @@ describe('libtorch-features extract', () => {
     fs.mkdirSync(many);
     for (let i = 0; i < 60; i++) fs.copyFileSync(photos[0], path.join(many, `${String(i).padStart(3, '0')}.png`));
     const out = path.join(dir, 'interrupted.npy');
-    const child = spawn(process.execPath, [CLI, 'extract', RESNET18, many, '--layer', 'layer4', '--batch', '1', '--out', out, '--device', 'cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'extract', RESNET18, many, '--layer', 'layer4', '--batch', '1', '--out', out, '--device', 'cpu'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
     // Interrupt once rows are being written.
@@ -153,7 +236,10 @@ describe('libtorch-features extract', () => {
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     assert.equal(code, 130, stderr);
     assert.match(stderr, /interrupted: nothing was written/);
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('interrupted')), []);
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((f) => f.includes('interrupted')),
+      [],
+    );
   });
 
   it('bad arguments and inputs: one line, non-zero exit, nothing written', () => {
@@ -163,14 +249,25 @@ describe('libtorch-features extract', () => {
       [['extract', RESNET18, photos[0], '--layer', 'layer4', '--out', out, '--batch', '0'], /--batch.*positive integer/, 2],
       [['extract', RESNET18, photos[0], '--layer', 'layer4', '--out', out, '--pool', 'median'], /--pool.*Allowed choices are avg, max/, 2],
       [['extract', RESNET18, photos[0], '--layer', 'layer9', '--out', out], /LAYER_NOT_FOUND: layer 'layer9'.*conv1, bn1/, 1],
-      [['extract', RESNET18, path.join(dir, 'missing.png'), '--layer', 'layer4', '--out', out], /no such file or folder: .*missing\.png/, 1],
+      [
+        ['extract', RESNET18, path.join(dir, 'missing.png'), '--layer', 'layer4', '--out', out],
+        /no such file or folder: .*missing\.png/,
+        1,
+      ],
       [['extract', RESNET18, path.join(dir, 'broken.png'), '--layer', 'layer4', '--out', out], /cannot read image .*broken\.png/, 1],
       [['extract', path.join(dir, 'nope.pt'), photos[0], '--layer', 'layer4', '--out', out], /MODEL_NOT_FOUND/, 1],
-      [['maps', RESNET18, photos[0], '--layer', 'fc', '--out', path.join(dir, 'fc.png')], /layer fc gives shape \[1, 1000\], not feature maps/, 1],
+      [
+        ['maps', RESNET18, photos[0], '--layer', 'fc', '--out', path.join(dir, 'fc.png')],
+        /layer fc gives shape \[1, 1000\], not feature maps/,
+        1,
+      ],
       [['frobnicate'], /unknown command 'frobnicate'/, 2],
     ];
     for (const [args, message, code] of cases) expectOneLineError(cli(args), message, code);
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('bad') || f.includes('.partial')), []);
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((f) => f.startsWith('bad') || f.includes('.partial')),
+      [],
+    );
   });
 
   it('--help on every command', () => {
@@ -191,7 +288,10 @@ describe('libtorch-features maps', () => {
     const grid = await sharp(out).metadata();
     assert.deepEqual([grid.width, grid.height, grid.format], [23 * tile + 2, 23 * tile + 2, 'png']);
     const stats = await sharp(out).stats();
-    assert.ok(stats.channels.every((c) => c.stdev > 10), 'the picture is not blank');
+    assert.ok(
+      stats.channels.every((c) => c.stdev > 10),
+      'the picture is not blank',
+    );
     const overlay = await sharp(path.join(dir, 'maps.overlay.png')).metadata();
     assert.deepEqual([overlay.width, overlay.height], [224, 224]);
   });

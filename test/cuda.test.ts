@@ -11,8 +11,18 @@ describe('CUDA', { skip }, () => {
   for (const layer of manifest.resnet18.chainLayers) {
     it(`${layer} on cuda:0 matches PyTorch's CPU output within ${CUDA_TOLERANCE}`, async () => {
       const ex = await Extractor.create(RESNET18, layer, { device: 'cuda' });
-      assertClose(await ex.extract(readTensor(cases.batch4.input)), readTensor(cases.batch4.outputs[layer]), CUDA_TOLERANCE, `${layer} cuda`);
-      assertClose(ex.extractSync(readTensor(cases.nonsquare.input)), readTensor(cases.nonsquare.outputs[layer]), CUDA_TOLERANCE, `${layer} cuda 160x200`);
+      assertClose(
+        await ex.extract(readTensor(cases.batch4.input)),
+        readTensor(cases.batch4.outputs[layer]),
+        CUDA_TOLERANCE,
+        `${layer} cuda`,
+      );
+      assertClose(
+        ex.extractSync(readTensor(cases.nonsquare.input)),
+        readTensor(cases.nonsquare.outputs[layer]),
+        CUDA_TOLERANCE,
+        `${layer} cuda 160x200`,
+      );
       ex.dispose();
     });
   }

@@ -67,7 +67,7 @@ describe('several layers in one pass', () => {
     ex.dispose();
   });
 
-  it("a record renames, like IntermediateLayerGetter; a value the model changes in place later stays as it was", () => {
+  it('a record renames, like IntermediateLayerGetter; a value the model changes in place later stays as it was', () => {
     // layer1.0.bn2's output is changed in place by `out += identity` inside the same block.
     const ex = new Extractor(RESNET18, { 'layer1.0.bn2': 'beforeAdd', layer1: 'block', fc: 'logits' }, { device: 'cpu' });
     const out = ex.extractSync(batch);
@@ -113,7 +113,10 @@ describe('nested names are those of torchvision', () => {
       const names = new Set(layers.map((layer) => layer.name));
       const leafCalls = manifest[name].leafCalls;
       assert.ok(leafCalls.length > 30);
-      assert.deepEqual(leafCalls.filter((call) => !names.has(call)), []);
+      assert.deepEqual(
+        leafCalls.filter((call) => !names.has(call)),
+        [],
+      );
     });
   }
 
@@ -121,8 +124,16 @@ describe('nested names are those of torchvision', () => {
     const layers = Extractor.listLayers(RESNET18, { nested: true });
     assert.deepEqual(
       layers.slice(0, 8).map((l) => `${l.index} ${l.name} ${l.type}`),
-      ['0 conv1 Conv2d', '1 bn1 BatchNorm2d', '2 relu ReLU', '3 maxpool MaxPool2d', '4 layer1 Sequential',
-        '5 layer1.0 BasicBlock', '6 layer1.0.conv1 Conv2d', '7 layer1.0.bn1 BatchNorm2d'],
+      [
+        '0 conv1 Conv2d',
+        '1 bn1 BatchNorm2d',
+        '2 relu ReLU',
+        '3 maxpool MaxPool2d',
+        '4 layer1 Sequential',
+        '5 layer1.0 BasicBlock',
+        '6 layer1.0.conv1 Conv2d',
+        '7 layer1.0.bn1 BatchNorm2d',
+      ],
     );
     // BasicBlock calls its relu twice; the downsample runs after bn2.
     const names = layers.map((l) => l.name);

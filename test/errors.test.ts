@@ -68,7 +68,10 @@ describe('layer errors', () => {
     assert.throws(() => new Extractor(branchy, 'unused'), expectError('UNSUPPORTED_CUT', /never calls 'unused'/));
     // What does have one output still works around them.
     assert.equal(new Extractor(branchy, 'stem', { device: 'cpu' }).strategy, 'sequential');
-    assert.deepEqual(Extractor.listLayers(branchy, { nested: true }).map((l) => l.name), ['stem']);
+    assert.deepEqual(
+      Extractor.listLayers(branchy, { nested: true }).map((l) => l.name),
+      ['stem'],
+    );
   });
 
   it('LAYER_NOT_FOUND for a nested name lists what its parent holds', () => {
@@ -102,7 +105,10 @@ describe('layer errors', () => {
   it('INVALID_ARGUMENT for a model that is not a path, and for bad options', async () => {
     assert.throws(() => new Extractor(42 as never, 'layer4'), expectError('INVALID_ARGUMENT', /model.*42 of type number/));
     assert.throws(() => new Extractor(RESNET18, 'layer4', { device: 'gpu' as never }), expectError('INVALID_ARGUMENT', /device.*'gpu'/));
-    assert.throws(() => new Extractor(RESNET18, 'layer4', { devise: 'cpu' } as never), expectError('INVALID_ARGUMENT', /Unknown option 'devise'/));
+    assert.throws(
+      () => new Extractor(RESNET18, 'layer4', { devise: 'cpu' } as never),
+      expectError('INVALID_ARGUMENT', /Unknown option 'devise'/),
+    );
     await assert.rejects(Extractor.create(RESNET18, 'layer4', 'cpu' as never), expectError('INVALID_ARGUMENT', /options/));
   });
 });
@@ -114,7 +120,10 @@ describe('device errors', () => {
   });
 
   it('DEVICE_UNAVAILABLE for device "cuda" without CUDA', { skip: cudaSkipReason() === false ? 'CUDA is present here' : false }, () => {
-    assert.throws(() => new Extractor(RESNET18, 'layer4', { device: 'cuda' }), expectError('DEVICE_UNAVAILABLE', /no CUDA device.*device: 'cpu'/));
+    assert.throws(
+      () => new Extractor(RESNET18, 'layer4', { device: 'cuda' }),
+      expectError('DEVICE_UNAVAILABLE', /no CUDA device.*device: 'cpu'/),
+    );
   });
 });
 
@@ -140,7 +149,7 @@ describe('input errors, thrown before going native', () => {
     });
   }
 
-  it('FORWARD_FAILED with LibTorch\'s reason for a wrong channel count, and the extractor still works', async () => {
+  it("FORWARD_FAILED with LibTorch's reason for a wrong channel count, and the extractor still works", async () => {
     const bad = { data: new Float32Array(4 * 32 * 32), shape: [1, 4, 32, 32] };
     assert.throws(() => ex.extractSync(bad), expectError('FORWARD_FAILED', /channels|weight of size/));
     await assert.rejects(ex.extract(bad), expectError('FORWARD_FAILED', /channels|weight of size/));

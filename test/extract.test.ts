@@ -60,7 +60,12 @@ describe('ResNet-18 cut at every top-level child, CPU, against PyTorch hooks', (
     const out = ex.extractSync(second);
     const expected = readTensor(cases.batch4.outputs.layer1);
     const slice = expected.data.length / 4;
-    assertClose(out, { data: expected.data.slice(slice, 2 * slice), shape: [1, ...expected.shape.slice(1)] }, CPU_TOLERANCE, 'image 2 of 4');
+    assertClose(
+      out,
+      { data: expected.data.slice(slice, 2 * slice), shape: [1, ...expected.shape.slice(1)] },
+      CPU_TOLERANCE,
+      'image 2 of 4',
+    );
     ex.dispose();
   });
 });

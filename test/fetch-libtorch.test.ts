@@ -4,7 +4,6 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const fetchLibtorch = require('../../scripts/fetch-libtorch');
 const SCRIPT = path.join(__dirname, '..', '..', 'scripts', 'fetch-libtorch');
 
@@ -41,7 +40,16 @@ describe('fetch-libtorch chooses in order', () => {
 
   it("2. a Python torch with CMake files (a CUDA machine's PyTorch)", () => {
     const plan = choose({
-      pythons: [{ python: 'python3', ok: true, version: '2.11.0', cuda: '13.0', prefix: '/p/torch/share/cmake', torchDir: '/p/torch/share/cmake/Torch' }],
+      pythons: [
+        {
+          python: 'python3',
+          ok: true,
+          version: '2.11.0',
+          cuda: '13.0',
+          prefix: '/p/torch/share/cmake',
+          torchDir: '/p/torch/share/cmake/Torch',
+        },
+      ],
       systemTorchDir: '/usr/lib/x86_64-linux-gnu/cmake/Torch',
       driverCuda: [13, 0],
     });
@@ -52,7 +60,16 @@ describe('fetch-libtorch chooses in order', () => {
 
   it("skips a distribution's Python torch that ships no CMake files, saying why", () => {
     const plan = choose({
-      pythons: [{ python: '/usr/bin/python3', ok: true, version: '1.13.0a0', cuda: null, prefix: '/usr/lib/python3/dist-packages/torch/share/cmake', torchDir: null }],
+      pythons: [
+        {
+          python: '/usr/bin/python3',
+          ok: true,
+          version: '1.13.0a0',
+          cuda: null,
+          prefix: '/usr/lib/python3/dist-packages/torch/share/cmake',
+          torchDir: null,
+        },
+      ],
       systemTorchDir: '/usr/lib/x86_64-linux-gnu/cmake/Torch',
     });
     assert.equal(plan.source, 'system');

@@ -53,8 +53,14 @@ describe('preprocessing on the device', () => {
     const small = { data: new Uint8Array([0, 51, 255, 255, 0, 102]), width: 2, height: 1, channels: 3 as const };
     const out = ex.extractSync(small);
     assert.deepEqual(out.shape, [1, 3, 1, 2]);
-    assert.deepEqual([...out.data].map((v) => Math.round(v * 255)), [0, 255, 51, 0, 255, 102]);
-    assert.throws(() => ex.extractSync(photos.slice(0, 2)), (e: unknown) => e instanceof ExtractorError && e.code === 'INVALID_INPUT' && /different sizes/.test(e.message));
+    assert.deepEqual(
+      [...out.data].map((v) => Math.round(v * 255)),
+      [0, 255, 51, 0, 255, 102],
+    );
+    assert.throws(
+      () => ex.extractSync(photos.slice(0, 2)),
+      (e: unknown) => e instanceof ExtractorError && e.code === 'INVALID_INPUT' && /different sizes/.test(e.message),
+    );
   });
 
   it("photos through ResNet-18 equal torchvision's preprocessed batch through it", async () => {
@@ -75,7 +81,11 @@ describe('preprocessing on the device', () => {
       [[photos[0], { data: 1 }], /input\[1\]/],
     ];
     for (const [input, message] of cases) {
-      assert.throws(() => ex.extractSync(input as never), (e: unknown) => e instanceof ExtractorError && e.code === 'INVALID_INPUT' && message.test(e.message), String(message));
+      assert.throws(
+        () => ex.extractSync(input as never),
+        (e: unknown) => e instanceof ExtractorError && e.code === 'INVALID_INPUT' && message.test(e.message),
+        String(message),
+      );
     }
   });
 
@@ -90,7 +100,11 @@ describe('preprocessing on the device', () => {
       ['imagenet', /object or false for preprocess/],
     ];
     for (const [preprocess, message] of cases) {
-      assert.throws(() => preprocessed({ preprocess }), (e: unknown) => e instanceof ExtractorError && e.code === 'INVALID_ARGUMENT' && message.test(e.message), String(message));
+      assert.throws(
+        () => preprocessed({ preprocess }),
+        (e: unknown) => e instanceof ExtractorError && e.code === 'INVALID_ARGUMENT' && message.test(e.message),
+        String(message),
+      );
     }
   });
 });

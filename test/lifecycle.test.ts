@@ -45,7 +45,10 @@ describe('creating', () => {
 
   it('several extractors of one model live side by side', async () => {
     const all = await Promise.all(['conv1', 'layer1', 'layer4'].map((layer) => Extractor.create(RESNET18, layer, { device: 'cpu' })));
-    assert.deepEqual(all.map((ex) => ex.layer), ['conv1', 'layer1', 'layer4']);
+    assert.deepEqual(
+      all.map((ex) => ex.layer),
+      ['conv1', 'layer1', 'layer4'],
+    );
     all.forEach((ex) => ex.dispose());
   });
 });

@@ -39,11 +39,14 @@ describe('models from bytes', () => {
   });
 
   it('bytes that are not TorchScript: MODEL_LOAD_FAILED naming the bytes', () => {
-    assert.throws(() => new Extractor(Buffer.from('not a model'), 'layer4'), (error: Error & { code?: string }) => {
-      assert.equal(error.code, 'MODEL_LOAD_FAILED');
-      assert.match(error.message, /the model bytes \(11 bytes\)/);
-      return true;
-    });
+    assert.throws(
+      () => new Extractor(Buffer.from('not a model'), 'layer4'),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'MODEL_LOAD_FAILED');
+        assert.match(error.message, /the model bytes \(11 bytes\)/);
+        return true;
+      },
+    );
     assert.throws(() => new Extractor(new Uint8Array(0), 'layer4'), /0 bytes/);
   });
 });
@@ -64,7 +67,11 @@ describe('summary', () => {
     const expected = manifest.resnet18.summary.rows;
     assert.equal(summary.rows.length, expected.length);
     summary.rows.forEach((row, i) => {
-      assert.deepEqual({ type: row.type, outputShape: row.outputShape, parameters: row.parameters }, expected[i], `row ${i + 1} (${row.name})`);
+      assert.deepEqual(
+        { type: row.type, outputShape: row.outputShape, parameters: row.parameters },
+        expected[i],
+        `row ${i + 1} (${row.name})`,
+      );
     });
     assert.equal(summary.rows[65].name, 'layer4.1');
     ex.dispose();
@@ -87,7 +94,13 @@ describe('summary', () => {
 
   it('rejects a bad input shape', () => {
     const ex = new Extractor(RESNET18, 'layer1', { device: 'cpu' });
-    assert.throws(() => ex.summary([3, 0, 224]), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT');
-    assert.throws(() => ex.summary([4, 224, 224]), (e: Error & { code?: string }) => e.code === 'FORWARD_FAILED');
+    assert.throws(
+      () => ex.summary([3, 0, 224]),
+      (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT',
+    );
+    assert.throws(
+      () => ex.summary([4, 224, 224]),
+      (e: Error & { code?: string }) => e.code === 'FORWARD_FAILED',
+    );
   });
 });

@@ -3,7 +3,20 @@ import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { Extractor, ExtractorError } from '../lib';
-import { CPU_TOLERANCE, CUDA_TOLERANCE, RESNET18, assertClose, cudaSkipReason, manifest, maxAbs, maxAbsDiff, meanAbsDiff, fixture, readImage, readTensor } from './helpers';
+import {
+  CPU_TOLERANCE,
+  CUDA_TOLERANCE,
+  RESNET18,
+  assertClose,
+  cudaSkipReason,
+  manifest,
+  maxAbs,
+  maxAbsDiff,
+  meanAbsDiff,
+  fixture,
+  readImage,
+  readTensor,
+} from './helpers';
 
 const { cases } = manifest.resnet18;
 const batch = readTensor(cases.batch4.input);
@@ -41,8 +54,20 @@ describe('optimize: frozen with conv-bn folding and optimize_for_inference', () 
     for (const [file, layer, input, expected, params] of [
       [RESNET18, 'layer4', batch, layer4, 11_176_512],
       [RESNET18, 'layer3.1.conv2', batch, readTensor(cases.batch4.outputs['layer3.1.conv2']), 2_782_272],
-      [fixture(manifest.mobilenet_v2.file), 'features', readTensor(manifest.mobilenet_v2.input), readTensor(manifest.mobilenet_v2.outputs.features), manifest.mobilenet_v2.parameterCounts.features],
-      [fixture(manifest.densenet121.file), 'classifier', readTensor(manifest.densenet121.input), readTensor(manifest.densenet121.modelOutput), manifest.densenet121.parameterCounts.classifier],
+      [
+        fixture(manifest.mobilenet_v2.file),
+        'features',
+        readTensor(manifest.mobilenet_v2.input),
+        readTensor(manifest.mobilenet_v2.outputs.features),
+        manifest.mobilenet_v2.parameterCounts.features,
+      ],
+      [
+        fixture(manifest.densenet121.file),
+        'classifier',
+        readTensor(manifest.densenet121.input),
+        readTensor(manifest.densenet121.modelOutput),
+        manifest.densenet121.parameterCounts.classifier,
+      ],
     ] as const) {
       const ex = new Extractor(file, layer, { device: 'cpu', optimize: true });
       assert.equal(ex.strategy, 'graph');
@@ -63,7 +88,11 @@ describe('optimize: frozen with conv-bn folding and optimize_for_inference', () 
 
 describe('CUDA precision', { skip: cudaSkipReason() }, () => {
   it('float16 and channels-last: within 2% of the largest value of the float32 result', async () => {
-    for (const options of [{ dtype: 'float16' as const }, { dtype: 'float16' as const, channelsLast: true }, { dtype: 'bfloat16' as const }]) {
+    for (const options of [
+      { dtype: 'float16' as const },
+      { dtype: 'float16' as const, channelsLast: true },
+      { dtype: 'bfloat16' as const },
+    ]) {
       const out = await new Extractor(RESNET18, 'layer4', { device: 'cuda', ...options }).extract(batch);
       const limit = (options.dtype === 'bfloat16' ? 0.05 : 0.02) * maxAbs(layer4.data);
       assert.ok(maxAbsDiff(out.data, layer4.data) <= limit, `${JSON.stringify(options)}: ${maxAbsDiff(out.data, layer4.data)}`);

@@ -57,7 +57,10 @@ describe('files that are not TorchScript models', () => {
 
   it('a model whose forward returns a tuple: its children still cut, at one tensor each', () => {
     const file = fixture(bad.twoOutputs);
-    assert.deepEqual(Extractor.listLayers(file).map((l) => l.name), ['conv', 'act']);
+    assert.deepEqual(
+      Extractor.listLayers(file).map((l) => l.name),
+      ['conv', 'act'],
+    );
     const out = new Extractor(file, 'act', { device: 'cpu' }).extractSync({ data: new Float32Array(12).fill(1), shape: [1, 3, 2, 2] });
     assert.deepEqual(out.shape, [1, 4, 2, 2]);
   });
@@ -95,13 +98,16 @@ describe('every kind of C++ exception becomes an ExtractorError, sync and async'
   ];
   for (const [kind, code, message] of kinds) {
     it(`${kind} -> ${code}`, async () => {
-      assert.throws(() => {
-        try {
-          getBinding()._testThrow(kind, false);
-        } catch (error) {
-          throw fromNative(error);
-        }
-      }, expectError(code, message));
+      assert.throws(
+        () => {
+          try {
+            getBinding()._testThrow(kind, false);
+          } catch (error) {
+            throw fromNative(error);
+          }
+        },
+        expectError(code, message),
+      );
       await assert.rejects(
         (getBinding()._testThrow(kind, true) as Promise<void>).catch((error) => {
           throw fromNative(error);
@@ -220,10 +226,14 @@ describe('concurrency and lifetimes', () => {
 
 describe('leaks', () => {
   it('a short soak: 300 extractions and 20 load/dispose cycles leave resident memory flat after warm-up', () => {
-    const run = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, '..', '..', 'scripts', 'soak'), '--extractions', '300', '--cycles', '20', '--max-growth', '64'], {
-      encoding: 'utf8',
-      timeout: 300_000,
-    });
+    const run = spawnSync(
+      process.execPath,
+      ['--expose-gc', path.join(__dirname, '..', '..', 'scripts', 'soak'), '--extractions', '300', '--cycles', '20', '--max-growth', '64'],
+      {
+        encoding: 'utf8',
+        timeout: 300_000,
+      },
+    );
     assert.equal(run.status, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /growth after warm-up: -?[\d.]+ MiB/);
   });

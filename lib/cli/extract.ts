@@ -57,7 +57,11 @@ async function nextBatch(source: AsyncGenerator<Frame>, size: number): Promise<F
 }
 
 /** Runs the extraction; returns the number of rows written. */
-export async function runExtract(model: string, inputs: readonly string[], options: ExtractOptions): Promise<{ rows: number; files: string[] }> {
+export async function runExtract(
+  model: string,
+  inputs: readonly string[],
+  options: ExtractOptions,
+): Promise<{ rows: number; files: string[] }> {
   const sources = listSources(inputs);
   if (sources.some((s) => s.kind === 'video') && !hasFfmpeg()) {
     throw new CliError('videos need ffmpeg and ffprobe on PATH (Debian: apt-get install ffmpeg); none was found');

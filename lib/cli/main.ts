@@ -30,7 +30,8 @@ function positiveNumber(value: string): number {
 
 function shapeList(value: string): number[] {
   const dims = value.split(',').map((d) => Number(d.trim()));
-  if (dims.length === 0 || !dims.every((d) => Number.isInteger(d) && d > 0)) throw new InvalidArgumentError('expected sizes such as 3,224,224');
+  if (dims.length === 0 || !dims.every((d) => Number.isInteger(d) && d > 0))
+    throw new InvalidArgumentError('expected sizes such as 3,224,224');
   return dims;
 }
 
@@ -78,7 +79,11 @@ export function program(): Command {
     .addOption(new Option('--normalize <kind>', 'scale each row to unit norm').choices(['l2']))
     .option('--batch <n>', 'images per forward', positiveInteger, 32)
     .addOption(deviceOption())
-    .addOption(new Option('--dtype <dtype>', 'compute precision (results are float32)').choices(['float32', 'float16', 'bfloat16']).default('float32'))
+    .addOption(
+      new Option('--dtype <dtype>', 'compute precision (results are float32)')
+        .choices(['float32', 'float16', 'bfloat16'])
+        .default('float32'),
+    )
     .option('--fps <n>', 'frames per second sampled from videos', positiveNumber, 1)
     .option('--no-optimize', "run the model as it is, without LibTorch's inference optimisations (see BENCHMARKS.md)")
     .option('--quiet', 'no progress output')

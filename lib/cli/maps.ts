@@ -18,8 +18,20 @@ export interface MapsOptions {
 
 // Colour maps as a few anchors, interpolated linearly: matplotlib's viridis for the tiles (a
 // perceptually even scale), inferno for the heat map.
-const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
-const INFERNO = [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]];
+const VIRIDIS = [
+  [68, 1, 84],
+  [59, 82, 139],
+  [33, 145, 140],
+  [94, 201, 98],
+  [253, 231, 37],
+];
+const INFERNO = [
+  [0, 0, 4],
+  [87, 16, 110],
+  [188, 55, 84],
+  [249, 142, 9],
+  [252, 255, 164],
+];
 // Tiles are drawn at least this many pixels wide, with this gap between them.
 const MIN_TILE = 32;
 const GAP = 2;
@@ -77,7 +89,9 @@ export async function runMaps(model: string, imagePath: string, options: MapsOpt
       throw new CliError(`layer ${options.layer} gives shape [${maps.shape.join(', ')}], not feature maps [1, C, H, W]`);
     }
     const grid = mapGrid(maps);
-    await sharp(grid.data, { raw: { width: grid.width, height: grid.height, channels: 3 } }).png().toFile(options.out);
+    await sharp(grid.data, { raw: { width: grid.width, height: grid.height, channels: 3 } })
+      .png()
+      .toFile(options.out);
     const files = [options.out];
     if (options.overlay) {
       await writeOverlay(sharp, image, maps, options.overlay);
@@ -114,5 +128,7 @@ async function writeOverlay(sharp: Sharp, image: ImageInput, maps: FeatureTensor
     .toBuffer();
   const blended = Buffer.alloc(side * side * 3);
   for (let i = 0; i < blended.length; i++) blended[i] = Math.round(0.5 * base[i] + 0.5 * heatUp[i]);
-  await sharp(blended, { raw: { width: side, height: side, channels: 3 } }).png().toFile(out);
+  await sharp(blended, { raw: { width: side, height: side, channels: 3 } })
+    .png()
+    .toFile(out);
 }

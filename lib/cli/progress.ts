@@ -55,7 +55,9 @@ export function createProgress(total: number, options: { quiet: boolean; stream?
     const elapsed = (Date.now() - started) / 1000;
     const rate = done / Math.max(elapsed, 1e-3);
     const left = Math.max(total - done, 0) / rate;
-    stream.write(`${label}: ${done}/${total} items (${Math.round((100 * done) / Math.max(total, 1))}%), ${rate.toFixed(1)} items/s, ETA ${seconds(left)}\n`);
+    stream.write(
+      `${label}: ${done}/${total} items (${Math.round((100 * done) / Math.max(total, 1))}%), ${rate.toFixed(1)} items/s, ETA ${seconds(left)}\n`,
+    );
     shown = Date.now();
   };
   return {

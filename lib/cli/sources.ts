@@ -76,14 +76,23 @@ export async function decodeImage(file: string): Promise<ImageInput> {
   const sharp = (await import('sharp')).default;
   try {
     const { data, info } = await sharp(file).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels as 3 };
+    return {
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      width: info.width,
+      height: info.height,
+      channels: info.channels as 3,
+    };
   } catch (error) {
     throw new CliError(`cannot read image ${file}: ${(error as Error).message}`);
   }
 }
 
 function probe(file: string): { width: number; height: number } {
-  const run = spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', file], { encoding: 'utf8' });
+  const run = spawnSync(
+    'ffprobe',
+    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', file],
+    { encoding: 'utf8' },
+  );
   const [width, height] = run.stdout.trim().split(',').map(Number);
   if (run.status !== 0 || !(width > 0 && height > 0)) {
     throw new CliError(`cannot read video ${file}: ${run.stderr.trim().split('\n')[0] || 'no video stream'}`);
@@ -116,7 +125,8 @@ export async function* videoFrames(file: string, fps: number, signal: AbortSigna
       }
     }
     const code = await exited;
-    if (code !== 0 && !signal.aborted) throw new CliError(`cannot read video ${file}: ${errors.trim().split('\n')[0] || `ffmpeg exited with ${code}`}`);
+    if (code !== 0 && !signal.aborted)
+      throw new CliError(`cannot read video ${file}: ${errors.trim().split('\n')[0] || `ffmpeg exited with ${code}`}`);
   } finally {
     signal.removeEventListener('abort', stop);
     if (ffmpeg.exitCode === null) stop();
@@ -143,7 +153,9 @@ export function estimateRows(sources: readonly Source[], fps: number): number {
       rows += 1;
       continue;
     }
-    const run = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', source.path], { encoding: 'utf8' });
+    const run = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', source.path], {
+      encoding: 'utf8',
+    });
     const duration = Number(run.stdout.trim());
     rows += Number.isFinite(duration) && duration > 0 ? Math.max(1, Math.round(duration * fps)) : 1;
   }

@@ -13,7 +13,10 @@ const { pathToFileURL } = require('node:url');
   const out = await ex.extract({ data: new Float32Array(3 * 224 * 224).fill(0.5), shape: [1, 3, 224, 224] });
   assert.deepEqual(out.shape, [1, 512, 7, 7]);
   assert.equal(ex.parameterCount, 11176512);
-  const specifier = target.startsWith('/') || target.startsWith('.') ? pathToFileURL(path.join(require.resolve(target), '..', '..', '..', 'esm', 'index.mjs')).href : target;
+  const specifier =
+    target.startsWith('/') || target.startsWith('.')
+      ? pathToFileURL(path.join(require.resolve(target), '..', '..', '..', 'esm', 'index.mjs')).href
+      : target;
   const esm = await import(specifier);
   assert.equal(esm.Extractor, Extractor, 'import and require give the same class');
   console.log(`smoke ok on Node ${process.version}: layer4 ${out.shape.join('x')}, ${Extractor.runtime().torchVersion}`);
