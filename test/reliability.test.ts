@@ -173,6 +173,19 @@ describe('concurrency and lifetimes', () => {
     ex.dispose();
   });
 
+  it('thread counts stay bounded: 64 calls in flight on 4 extractors add a handful of threads, not one per call', async () => {
+    const threads = () => Number(/Threads:\s+(\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))![1]);
+    const before = threads();
+    const all = ['conv1', 'layer1', 'layer2', 'layer3'].map((layer) => new Extractor(RESNET18, layer, { device: 'cpu', threads: 2 }));
+    let peak = 0;
+    const calls = Array.from({ length: 64 }, (_, i) => all[i % 4].extract(input).then(() => (peak = Math.max(peak, threads()))));
+    await Promise.all(calls);
+    // Per extractor: its forward thread and LibTorch's intra-op pool (2 here); plus libuv's 4.
+    const bound = before + 4 * (1 + 2) + 4;
+    assert.ok(peak <= bound, `threads rose from ${before} to ${peak} (bound ${bound})`);
+    all.forEach((ex) => ex.dispose());
+  });
+
   it('an extractor garbage-collected with a promise pending still resolves it', () => {
     const run = node(
       `const { Extractor } = require(${JSON.stringify(LIB)});
