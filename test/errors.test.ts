@@ -6,16 +6,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { Extractor, ExtractorError } from '../lib';
-import { RESNET18, cudaSkipReason, fixture, manifest } from './helpers';
-
-function expectError(code: string, message: RegExp) {
-  return (error: unknown) => {
-    assert.ok(error instanceof ExtractorError, `expected an ExtractorError, got ${String(error)}`);
-    assert.equal(error.code, code);
-    assert.match(error.message, message);
-    return true;
-  };
-}
+import { RESNET18, cudaSkipReason, expectError, fixture, manifest } from './helpers';
 
 let dir: string;
 before(() => {

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { Extractor } from '../lib';
+import { Extractor, ExtractorError } from '../lib';
 
 export const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures');
 
@@ -138,4 +138,14 @@ export function assertClose(
 export function cudaSkipReason(): string | false {
   const runtime = Extractor.runtime();
   return runtime.cudaAvailable ? false : `no CUDA device visible to LibTorch ${runtime.torchVersion}`;
+}
+
+/** An assert.throws / assert.rejects validator: an ExtractorError with this code and message. */
+export function expectError(code: string, message: RegExp) {
+  return (error: unknown) => {
+    assert.ok(error instanceof ExtractorError, `expected an ExtractorError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    assert.match(error.message, message);
+    return true;
+  };
 }

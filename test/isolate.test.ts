@@ -3,15 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { describe, it } from 'node:test';
 
-import { Extractor, ExtractorError } from '../lib';
-import { RESNET18, fixture, manifest } from './helpers';
-
-const rejected = (code: string, message: RegExp) => (error: unknown) => {
-  assert.ok(error instanceof ExtractorError, String(error));
-  assert.equal(error.code, code);
-  assert.match(error.message, message);
-  return true;
-};
+import { Extractor } from '../lib';
+import { RESNET18, expectError, fixture, manifest } from './helpers';
 
 describe('Extractor.verify and isolate', () => {
   it('a good model: what the child found', async () => {
@@ -30,7 +23,7 @@ describe('Extractor.verify and isolate', () => {
   it('a memory bomb is stopped at the limit: MODEL_REJECTED, and this process carries on', async () => {
     await assert.rejects(
       Extractor.verify(fixture(manifest.bad.memoryBomb), { maxMemoryMiB: 600, inputShape: [1, 3, 8, 8] }),
-      rejected('MODEL_REJECTED', /more than 600 MiB of memory \(maxMemoryMiB\)/),
+      expectError('MODEL_REJECTED', /more than 600 MiB of memory \(maxMemoryMiB\)/),
     );
     assert.ok(process.memoryUsage().rss < 2 ** 31);
   });
@@ -38,20 +31,20 @@ describe('Extractor.verify and isolate', () => {
   it('a child that crashes (as a loader segfault would): MODEL_REJECTED naming the signal', async () => {
     process.env.LTF_VERIFY_TEST_ABORT = '1';
     try {
-      await assert.rejects(Extractor.verify(RESNET18), rejected('MODEL_REJECTED', /killed by SIGABRT/));
+      await assert.rejects(Extractor.verify(RESNET18), expectError('MODEL_REJECTED', /killed by SIGABRT/));
     } finally {
       delete process.env.LTF_VERIFY_TEST_ABORT;
     }
   });
 
   it('a time limit: MODEL_REJECTED', async () => {
-    await assert.rejects(Extractor.verify(RESNET18, { timeoutMs: 1 }), rejected('MODEL_REJECTED', /longer than 1 ms/));
+    await assert.rejects(Extractor.verify(RESNET18, { timeoutMs: 1 }), expectError('MODEL_REJECTED', /longer than 1 ms/));
   });
 
   it('ordinary errors keep their codes', async () => {
-    await assert.rejects(Extractor.verify(fixture(manifest.bad.stateDict)), rejected('MODEL_LOAD_FAILED', /torch\.save\(\) file/));
-    await assert.rejects(Extractor.verify(fixture(manifest.bad.readsFile)), rejected('UNSAFE_MODEL', /aten::from_file/));
-    await assert.rejects(Extractor.verify(RESNET18, { layer: 'layer9' }), rejected('LAYER_NOT_FOUND', /layer9/));
+    await assert.rejects(Extractor.verify(fixture(manifest.bad.stateDict)), expectError('MODEL_LOAD_FAILED', /torch\.save\(\) file/));
+    await assert.rejects(Extractor.verify(fixture(manifest.bad.readsFile)), expectError('UNSAFE_MODEL', /aten::from_file/));
+    await assert.rejects(Extractor.verify(RESNET18, { layer: 'layer9' }), expectError('LAYER_NOT_FOUND', /layer9/));
   });
 
   it('isolate: true in Extractor.create verifies first; the constructor refuses it', async () => {
@@ -59,8 +52,8 @@ describe('Extractor.verify and isolate', () => {
     assert.equal(ex.parameterCount, 683_072);
     await assert.rejects(
       Extractor.create(fixture(manifest.bad.memoryBomb), 'bomb', { isolate: { maxMemoryMiB: 600, inputShape: [1, 3, 8, 8] } }),
-      rejected('MODEL_REJECTED', /maxMemoryMiB/),
+      expectError('MODEL_REJECTED', /maxMemoryMiB/),
     );
-    assert.throws(() => new Extractor(RESNET18, 'layer2', { isolate: true }), rejected('INVALID_ARGUMENT', /Extractor\.create/));
+    assert.throws(() => new Extractor(RESNET18, 'layer2', { isolate: true }), expectError('INVALID_ARGUMENT', /Extractor\.create/));
   });
 });

@@ -8,21 +8,12 @@ import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 
-import { Extractor, ExtractorError } from '../lib';
+import { Extractor } from '../lib';
 import { getBinding } from '../lib/binding';
 import { fromNative } from '../lib/errors';
-import { RESNET18, fixture, manifest, readTensor } from './helpers';
+import { RESNET18, expectError, fixture, manifest, readTensor } from './helpers';
 
 const LIB = path.join(__dirname, '..', 'lib');
-
-function expectError(code: string, message: RegExp) {
-  return (error: unknown) => {
-    assert.ok(error instanceof ExtractorError, `expected an ExtractorError, got ${String(error)}`);
-    assert.equal(error.code, code);
-    assert.match(error.message, message);
-    return true;
-  };
-}
 
 /** Runs a script in a fresh Node process; returns how it ended. */
 function node(script: string, args: string[] = []) {
