@@ -29,10 +29,15 @@ export interface VerifyOptions {
 
 /** What the child found. */
 export interface VerifyReport {
+  /** The model's top-level children. */
   layers: LayerInfo[];
+  /** The shape of each output of the trial forward. */
   outputShapes: number[][];
+  /** Parameters the cut keeps. */
   parameterCount: number;
+  /** How long loading, cutting and the forward took in the child. */
   milliseconds: number;
+  /** The child's peak resident memory. */
   peakMemoryMiB: number;
 }
 

@@ -8,8 +8,9 @@ import type { NativeOptions } from './binding';
 import { ExtractorError } from './errors';
 import type { LayerSpec } from './types';
 
-/** ImageNet's statistics, as torchvision's pretrained models expect. */
+/** ImageNet's per-channel mean (RGB), as torchvision's pretrained models expect: the default `preprocess.mean`. */
 export const IMAGENET_MEAN = Object.freeze([0.485, 0.456, 0.406] as const);
+/** ImageNet's per-channel standard deviation (RGB): the default `preprocess.std`. */
 export const IMAGENET_STD = Object.freeze([0.229, 0.224, 0.225] as const);
 
 /** Every option's default, keyed as the native options' fields. */
