@@ -4,7 +4,7 @@
 Run with Debian's interpreter (/usr/bin/python3: torch 1.13, torchvision 0.14); the `python3` first
 on PATH may have no torch. Writes into test/fixtures/ (or the folder given):
 
-  resnet18.pt, mobilenet_v2.pt, densenet121.pt
+  resnet18.pt, mobilenet_v2.pt, densenet121.pt, efficientnet_b0.pt
                      torchvision architectures, seeded weights, BatchNorm statistics calibrated
                      on real photos so activations have realistic scale, saved with torch.jit.script
   chain.pt           a hand-written model whose children are registered in another order than
@@ -314,6 +314,9 @@ def main():
     manifest['densenet121'] = architecture('densenet121', small, [
         'features.denseblock1', 'features.denseblock1.denselayer1', 'features.transition1.conv',
         'features.denseblock2.denselayer3.conv2', 'features.norm5'], 'small')[1]
+    # MBConv's residual branch (use_res_connect) holds stochastic_depth: a branch on a module flag.
+    manifest['efficientnet_b0'] = architecture('efficientnet_b0', small, [
+        'features.1.0.block.0', 'features.2.0', 'features.3.1.stochastic_depth', 'features.3.1', 'classifier.1'], 'small')[1]
 
     torch.manual_seed(7)
     chain = Chain().eval()

@@ -51,6 +51,7 @@ export interface Manifest {
   };
   mobilenet_v2: Architecture;
   densenet121: Architecture;
+  efficientnet_b0: Architecture;
   identity: { file: string; layer: string };
   branchy: { file: string };
   bad: Record<'stateDict' | 'pickledModule' | 'truncated' | 'notTorchScript' | 'readsFile' | 'twoOutputs' | 'memoryBomb', string>;
