@@ -71,21 +71,23 @@ void ApplyThreads(const ModelOptions& options) {
   if (options.threads > 0 && at::get_num_threads() != options.threads) at::set_num_threads(options.threads);
 }
 
-std::vector<torch::Tensor> RunOnTensor(const CutModel& model, const torch::Tensor& input) {
+// Runs `make_batch` and the model on the model's executor thread, with its thread count, under
+// InferenceMode (thread-local: created on the thread that runs the forward).
+template <typename MakeBatch>
+std::vector<torch::Tensor> OnExecutor(const CutModel& model, MakeBatch&& make_batch) {
   return model.executor->Run([&] {
     ApplyThreads(model.options);
-    // InferenceMode is thread-local: it must be created on the thread that runs the forward.
     c10::InferenceMode guard;
-    return Run(model, input.to(model.device));
+    return Run(model, make_batch());
   });
 }
 
+std::vector<torch::Tensor> RunOnTensor(const CutModel& model, const torch::Tensor& input) {
+  return OnExecutor(model, [&] { return input.to(model.device); });
+}
+
 std::vector<torch::Tensor> RunOnImages(const CutModel& model, const std::vector<torch::Tensor>& images) {
-  return model.executor->Run([&] {
-    ApplyThreads(model.options);
-    c10::InferenceMode guard;
-    return Run(model, PreprocessImages(images, model.options.preprocess, model.device));
-  });
+  return OnExecutor(model, [&] { return PreprocessImages(images, model.options.preprocess, model.device); });
 }
 
 }  // namespace ltf

@@ -12,7 +12,6 @@ namespace ltf {
 
 namespace {
 
-using torch::jit::Graph;
 using torch::jit::Module;
 using torch::jit::Node;
 using torch::jit::Value;

@@ -42,6 +42,14 @@ class ForwardWorker : public PromiseWorker {
 
 using Boxed = std::shared_ptr<CutModel>;
 
+// Queues a forward on a libuv worker (which waits for the model's executor) and returns its Promise.
+Napi::Value QueueForward(Napi::Env env, std::shared_ptr<CutModel> model, Batch batch) {
+  auto* worker = new ForwardWorker(env, std::move(model), std::move(batch));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();  // the worker deletes itself once it has settled the promise
+  return promise;
+}
+
 Napi::Array Strings(Napi::Env env, const std::vector<std::string>& values) {
   auto array = Napi::Array::New(env, values.size());
   for (size_t i = 0; i < values.size(); ++i) array.Set(static_cast<uint32_t>(i), values[i]);
@@ -121,24 +129,14 @@ Napi::Value NativeExtractor::ForwardImagesSync(const Napi::CallbackInfo& info) {
 Napi::Value NativeExtractor::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
-    auto model = Model();
-    Batch batch{InputFromJs(info[0], info[1]), {}};
-    auto* worker = new ForwardWorker(env, std::move(model), std::move(batch));
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();  // the worker deletes itself once it has settled the promise
-    return promise;
+    return QueueForward(env, Model(), Batch{InputFromJs(info[0], info[1]), {}});
   });
 }
 
 Napi::Value NativeExtractor::ForwardImages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
-    auto model = Model();
-    Batch batch{torch::Tensor(), ImagesFromJs(info[0])};
-    auto* worker = new ForwardWorker(env, std::move(model), std::move(batch));
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    return QueueForward(env, Model(), Batch{torch::Tensor(), ImagesFromJs(info[0])});
   });
 }
 

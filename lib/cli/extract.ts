@@ -95,10 +95,9 @@ export async function runExtract(
         const tensor = (features as Record<string, FeatureTensor>)[layer];
         writers[i].append(tensor.data, tensor.shape.slice(1), batch.length);
       });
-      const lines = batch.map((f, i) => {
-        const video = sources.find((s) => s.path === f.source)?.kind === 'video';
-        return `${rows + i},${csvField(f.source)},${video ? f.frame : ''},${video ? f.time.toFixed(3) : ''}\n`;
-      });
+      const lines = batch.map(
+        (f, i) => `${rows + i},${csvField(f.source)},${f.video ? f.frame : ''},${f.video ? f.time.toFixed(3) : ''}\n`,
+      );
       fs.writeSync(index, lines.join(''));
       rows += batch.length;
       progress.tick(batch.length);

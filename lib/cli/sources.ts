@@ -26,6 +26,8 @@ export interface Frame {
   frame: number;
   /** Its time in seconds in a video; 0 for an image. */
   time: number;
+  /** Whether it is a frame of a video. */
+  video: boolean;
 }
 
 export function kindOf(file: string): Source['kind'] | undefined {
@@ -120,7 +122,7 @@ export async function* videoFrames(file: string, fps: number, signal: AbortSigna
       while (pending.length >= size) {
         const data = new Uint8Array(pending.subarray(0, size));
         pending = pending.subarray(size);
-        yield { image: { data, width, height, channels: 3 }, source: file, frame: index, time: index / fps };
+        yield { image: { data, width, height, channels: 3 }, source: file, frame: index, time: index / fps, video: true };
         index++;
       }
     }
@@ -138,7 +140,7 @@ export async function* frames(sources: readonly Source[], fps: number, signal: A
   for (const source of sources) {
     if (signal.aborted) return;
     if (source.kind === 'image') {
-      yield { image: await decodeImage(source.path), source: source.path, frame: 0, time: 0 };
+      yield { image: await decodeImage(source.path), source: source.path, frame: 0, time: 0, video: false };
     } else {
       yield* videoFrames(source.path, fps, signal);
     }
