@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 
 import { ExtractorError } from './errors';
+import type { OneDnnReport } from './types';
 
 /** A layer as the addon reports it. */
 export interface NativeLayer {
@@ -21,6 +22,7 @@ export interface NativeDescription {
   layers: NativeLayer[];
   parameterCount: number;
   strategy: 'sequential' | 'graph';
+  onednn: OneDnnReport;
 }
 
 /** A tensor crossing the boundary: row-major float32 values and their shape. */
@@ -45,6 +47,7 @@ export interface NativeOptions {
   pool: '' | 'avg' | 'max';
   normalize: '' | 'l2';
   optimize: boolean;
+  winograd: boolean;
   threads: number;
   allowUnsafeOperations: boolean;
   preprocess: { resize: number; crop: number; mean: number[] | null; std: number[] | null } | null;
@@ -73,6 +76,7 @@ export interface NativeRuntime {
   torchVersion: string;
   cudaAvailable: boolean;
   cudaDeviceCount: number;
+  onednnFusion: boolean;
 }
 
 /** The addon's exports (native/addon.cc). */

@@ -6,7 +6,7 @@ import { normalizeAnyInput } from './input';
 import { normalizeLayers, normalizeModel, normalizeOptions, type LayerRequest } from './options';
 import { type VerifyOptions, type VerifyReport, verifyModel } from './isolate';
 import { ModelSummary } from './summary';
-import type { ExtractInput, ExtractorOptions, Features, LayerInfo, LayerSpec, ModelSource, RuntimeInfo } from './types';
+import type { ExtractInput, ExtractorOptions, Features, LayerInfo, LayerSpec, ModelSource, OneDnnReport, RuntimeInfo } from './types';
 
 // Symbol.dispose exists from Node 20 on (as Symbol(nodejs.dispose) before the language had it).
 const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
@@ -53,6 +53,8 @@ export class Extractor<L extends LayerSpec = string> {
   readonly parameterCount: number;
   /** How the model was cut: `'sequential'` (a chain of top-level children) or `'graph'`. */
   readonly strategy: 'sequential' | 'graph';
+  /** What the oneDNN rewrite of `optimize: true` did on the CPU (all zero where it did not run). */
+  readonly onednn: Readonly<OneDnnReport>;
 
   #native: NativeExtractor | undefined;
   readonly #source: string | Uint8Array;
@@ -87,6 +89,7 @@ export class Extractor<L extends LayerSpec = string> {
     this.device = info.device;
     this.parameterCount = info.parameterCount;
     this.strategy = info.strategy;
+    this.onednn = Object.freeze({ ...info.onednn });
   }
 
   /**

@@ -17,6 +17,7 @@ export type {
   LayerInfo,
   LayerSpec,
   ModelSource,
+  OneDnnReport,
   PreprocessOptions,
   RuntimeInfo,
   TensorInput,

@@ -21,6 +21,7 @@ export const DEFAULTS: Readonly<NativeOptions> = Object.freeze({
   pool: '',
   normalize: '',
   optimize: false,
+  winograd: true,
   threads: 0,
   allowUnsafeOperations: false,
   preprocess: Object.freeze({ resize: 256, crop: 224, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] }),
@@ -33,6 +34,7 @@ const OPTION_NAMES = [
   'pool',
   'normalize',
   'optimize',
+  'winograd',
   'threads',
   'allowUnsafeOperations',
   'preprocess',
@@ -205,6 +207,7 @@ export function normalizeOptions(options: unknown): NativeOptions {
     pool: given.pool === undefined ? DEFAULTS.pool : checkOneOf(given.pool, 'pool', ['avg', 'max'] as const),
     normalize: given.normalize === undefined ? DEFAULTS.normalize : checkOneOf(given.normalize, 'normalize', ['l2'] as const),
     optimize: given.optimize === undefined ? DEFAULTS.optimize : checkBoolean(given.optimize, 'optimize'),
+    winograd: given.winograd === undefined ? DEFAULTS.winograd : checkBoolean(given.winograd, 'winograd'),
     threads: given.threads === undefined ? DEFAULTS.threads : checkThreads(given.threads),
     allowUnsafeOperations:
       given.allowUnsafeOperations === undefined

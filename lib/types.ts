@@ -60,9 +60,18 @@ export interface ExtractorOptions {
   /**
    * Freeze the cut with LibTorch's inference optimisations (`torch.jit.freeze` with conv-bn
    * folding, then `optimize_for_inference`: oneDNN layouts and prepacked weights on the CPU).
-   * Faster; numbers move by float rounding (about 1e-6 relative). Always cuts the graph. Default false.
+   * On the CPU in float32, where the build has it ({@link RuntimeInfo.onednnFusion}), each
+   * convolution then runs as one oneDNN primitive with its activation and residual addition fused
+   * ({@link Extractor.onednn} says what was done). Faster; numbers move by float rounding (about
+   * 1e-6 relative). Always cuts the graph. Default false.
    */
   optimize?: boolean;
+  /**
+   * With `optimize` on the CPU: let 3x3 stride-1 convolutions use oneDNN's Winograd algorithm
+   * (about 2x faster for those layers; holds their weights transformed, about 4x their size).
+   * `false` keeps the direct algorithm. Default true.
+   */
+  winograd?: boolean;
   /**
    * LibTorch's intra-op thread count, set before each of this extractor's runs. Process-wide:
    * LibTorch has one count for all its threads, so extractors with different values take turns
@@ -121,4 +130,26 @@ export interface RuntimeInfo {
   cudaAvailable: boolean;
   /** How many CUDA devices it sees. */
   cudaDeviceCount: number;
+  /**
+   * Whether this build fuses convolutions with oneDNN on the optimised CPU path (see
+   * {@link OneDnnReport}): built where LibTorch uses a shared system oneDNN, as Debian's does.
+   */
+  onednnFusion: boolean;
+}
+
+/**
+ * What `optimize: true` did to the convolutions of a CPU float32 cut, beyond LibTorch's own
+ * `optimize_for_inference`: each convolution it took runs as one oneDNN primitive with its
+ * activation and residual addition fused, 3x3 stride-1 ones with the Winograd algorithm. All zero
+ * elsewhere (GPU, other dtypes, no `optimize`, or a build without it: {@link RuntimeInfo.onednnFusion}).
+ */
+export interface OneDnnReport {
+  /** Convolutions run by the fused oneDNN operator. */
+  convolutions: number;
+  /** Of which with the Winograd algorithm (where oneDNN has no Winograd kernel, direct is used). */
+  winograd: number;
+  /** ReLU, ReLU6 or SiLU activations folded into a convolution. */
+  fusedActivations: number;
+  /** Residual additions (`conv(x) + identity`) folded into a convolution. */
+  fusedResiduals: number;
 }

@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "load.h"
 #include "native_extractor.h"
+#include "onednn_conv.h"
 #include "test_hooks.h"
 
 #ifndef NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED
@@ -25,6 +26,7 @@ Napi::Value Runtime(const Napi::CallbackInfo& info) {
     result.Set("torchVersion", TORCH_VERSION);
     result.Set("cudaAvailable", torch::cuda::is_available());
     result.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
+    result.Set("onednnFusion", OneDnnFusionAvailable());
     return result;
   });
 }

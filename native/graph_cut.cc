@@ -42,7 +42,7 @@ std::vector<CallSite> ListCalls(const Module& root) {
 }
 
 GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, torch::Device device,
-                  torch::Dtype dtype, bool channels_last, bool optimize) {
+                  torch::Dtype dtype, bool channels_last, bool optimize, bool winograd) {
   std::vector<Target> targets;
   for (const auto& name : names) targets.push_back(ResolveTarget(root, name));
   // Inline only what leads to the targets: the calls of their ancestors.
@@ -93,6 +93,8 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
   // that had to stay above (a call beside an in-place operator) goes now.
   auto frozen = torch::jit::toGraphFunction(cut.module.get_method("forward").function()).graph();
   RemoveDeadCode(frozen);
+  if (optimize && device.is_cpu() && dtype == torch::kFloat)
+    cut.onednn = FuseOneDnnConvolutions(frozen, winograd);
   return cut;
 }
 

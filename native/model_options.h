@@ -26,6 +26,8 @@ struct ModelOptions {
   // Freeze with LibTorch's inference optimisations: conv-bn folding, and on the CPU oneDNN
   // (MKLDNN) layouts and prepacked weights. Numbers move by float rounding (about 1e-6 relative).
   bool optimize = false;
+  // With `optimize` on the CPU: 3x3 stride-1 convolutions may use oneDNN's Winograd algorithm.
+  bool winograd = true;
   int threads = 0;                       // LibTorch's intra-op threads (process-wide); 0: leave as it is
   bool allow_unsafe_operations = false;  // run models whose code reads or writes files
   Preprocess preprocess;

@@ -106,6 +106,13 @@ Napi::Value NativeExtractor::Describe(const Napi::CallbackInfo& info) {
     result.Set("layers", layers);
     result.Set("parameterCount", Napi::Number::New(env, static_cast<double>(model->parameter_count)));
     result.Set("strategy", model->sequential ? "sequential" : "graph");
+    auto onednn = Napi::Object::New(env);
+    onednn.Set("convolutions", Napi::Number::New(env, static_cast<double>(model->onednn.convolutions)));
+    onednn.Set("winograd", Napi::Number::New(env, static_cast<double>(model->onednn.winograd)));
+    onednn.Set("fusedActivations",
+               Napi::Number::New(env, static_cast<double>(model->onednn.fused_activations)));
+    onednn.Set("fusedResiduals", Napi::Number::New(env, static_cast<double>(model->onednn.fused_residuals)));
+    result.Set("onednn", onednn);
     return result;
   });
 }

@@ -119,11 +119,12 @@ std::shared_ptr<CutModel> BuildCutModel(const ModelSource& source, const std::ve
     if (chain) {
       BuildSequential(*model, module, std::move(*chain));
     } else {
-      GraphCut cut =
-          CutGraph(module, layers, model->device, options.dtype, options.channels_last, options.optimize);
+      GraphCut cut = CutGraph(module, layers, model->device, options.dtype, options.channels_last,
+                              options.optimize, options.winograd);
       model->graph = std::move(cut.module);
       model->kept = std::move(cut.kept);
       model->parameter_count = cut.parameter_count;
+      model->onednn = cut.onednn;
     }
   }  // The original module goes here, and with it everything the cut does not use.
   return model;

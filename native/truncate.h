@@ -11,6 +11,7 @@
 
 #include "executor.h"
 #include "model_options.h"
+#include "onednn_conv.h"
 
 namespace ltf {
 
@@ -40,6 +41,7 @@ struct CutModel {
   std::vector<LayerInfo> layers;     // every top-level child of the original model
   std::vector<std::string> kept;     // the top-level children still used
   int64_t parameter_count = 0;       // parameters kept, each counted once
+  OneDnnReport onednn;               // the oneDNN rewrite's work, on optimised CPU cuts
   torch::Device device = torch::kCPU;
   ModelOptions options;
   // Runs every forward of this model (see executor.h).

@@ -9,6 +9,7 @@ on PATH may have no torch. Writes into test/fixtures/ (or the folder given):
                      on real photos so activations have realistic scale, saved with torch.jit.script
   chain.pt           a hand-written model whose children are registered in another order than
                      they are called, with a skip connection between two of them
+  broadcast-residual.pt  a convolution plus a [N, C, 1, 1] tensor, then ReLU (see BroadcastResidual)
   *.f32, *.u8        raw little-endian float32 tensors and uint8 images
   manifest.json      shapes, files, parameter counts, names, and what PyTorch computed
 
@@ -123,6 +124,23 @@ class Chain(torch.nn.Module):
         x = self.head(x)
         y = self.body(x)
         return self.extra(x + y)
+
+
+class BroadcastResidual(torch.nn.Module):
+    """relu(body(x) + gate(pool(x))): a residual addition whose right side is [N, C, 1, 1] and
+    broadcasts. optimize's oneDNN rewrite folds residual additions into the convolution's sum,
+    which cannot broadcast: this one must be handed back to LibTorch at run time."""
+
+    def __init__(self):
+        super().__init__()
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.gate = torch.nn.Conv2d(3, 16, 1)
+        self.body = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.act = torch.nn.ReLU()
+
+    def forward(self, x):
+        g = self.gate(self.pool(x))
+        return self.act(self.body(x) + g)
 
 
 class Branchy(torch.nn.Module):
@@ -329,6 +347,16 @@ def main():
         'input': save('chain-input', x),
         'outputs': {name: save(f'chain-{name}', out) for name, out in outputs.items()},
         'callOrder': ['tail', 'head', 'body'],
+    }
+    torch.manual_seed(7)
+    broadcast = BroadcastResidual().eval()
+    torch.jit.script(broadcast).save(os.path.join(OUT, 'broadcast-residual.pt'))
+    x = torch.randn(2, 3, 20, 18, generator=torch.Generator().manual_seed(7))
+    outputs, _ = call_outputs(broadcast, x, {'act'})
+    manifest['broadcastResidual'] = {
+        'file': 'broadcast-residual.pt',
+        'input': save('broadcast-residual-input', x),
+        'outputs': {name: save(f'broadcast-residual-{name}', out) for name, out in outputs.items()},
     }
     torch.jit.script(Branchy().eval()).save(os.path.join(OUT, 'branchy.pt'))
     manifest['branchy'] = {'file': 'branchy.pt'}

@@ -80,7 +80,7 @@ describe('fetch-libtorch chooses in order', () => {
     assert.equal(choose({ systemTorchDir: '/usr/lib/x86_64-linux-gnu/cmake/Torch' }).source, 'system');
     const allowed = choose({}, { allowApt: true });
     assert.equal(allowed.action, 'apt');
-    assert.deepEqual(allowed.packages, ['libtorch-dev']);
+    assert.deepEqual(allowed.packages, ['libtorch-dev', 'libdnnl-dev', 'libideep-dev']);
     assert.equal(choose({ isRoot: false }, { allowApt: true }).action, 'download');
     assert.ok(choose({}).reasons.some((r: string) => /--allow-apt/.test(r)));
   });

@@ -54,6 +54,7 @@ export interface Manifest {
   efficientnet_b0: Architecture;
   identity: { file: string; layer: string };
   branchy: { file: string };
+  broadcastResidual: { file: string; input: TensorFile; outputs: Record<'act', TensorFile> };
   bad: Record<'stateDict' | 'pickledModule' | 'truncated' | 'notTorchScript' | 'readsFile' | 'twoOutputs' | 'memoryBomb', string>;
   preprocess: {
     images: TensorFile[];

@@ -1,0 +1,198 @@
+#include "onednn_op.h"
+
+#ifdef LTF_WITH_ONEDNN
+
+#include <torch/custom_class.h>
+#include <torch/library.h>
+
+#include <new>
+#include <unordered_map>
+
+namespace ltf {
+
+namespace {
+
+using dnnl::memory;
+using Dims = memory::dims;
+
+// oneDNN's failures as LibTorch's, so that the forward's error handling (errors.h) classifies them.
+template <typename F>
+auto Translate(F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const dnnl::error& e) {
+    if (e.status == dnnl_out_of_memory) throw std::bad_alloc();
+    TORCH_CHECK(false, "oneDNN convolution failed: ", e.what());
+  }
+}
+
+Dims OutputDims(const Dims& input, const ConvSpec& spec) {
+  const Dims weights = spec.weights.get_dims();
+  Dims out{input[0], weights[0]};
+  for (size_t i = 0; i < 2; ++i) {
+    out.push_back((input[2 + i] + 2 * spec.padding[i] - spec.dilation[i] * (weights[2 + i] - 1) - 1) /
+                      spec.stride[i] +
+                  1);
+  }
+  return out;
+}
+
+dnnl::post_ops PostOps(const ConvSpec& spec, bool sum, bool activation) {
+  dnnl::post_ops ops;
+  // The residual is added to what dst holds before the activation, as in `relu(conv(x) + identity)`.
+  if (sum) ops.append_sum(1.f);
+  if (activation) {
+    switch (spec.activation.kind) {
+      case Activation::Kind::kRelu:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+        break;
+      case Activation::Kind::kClip:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, spec.activation.low, spec.activation.high);
+        break;
+      case Activation::Kind::kSilu:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f);  // x * sigmoid(1 * x)
+        break;
+      case Activation::Kind::kNone:
+        break;
+    }
+  }
+  return ops;
+}
+
+// The activation, applied by LibTorch to a dense tensor (the rare path below).
+void ApplyActivation(const Activation& activation, at::Tensor& dense) {
+  switch (activation.kind) {
+    case Activation::Kind::kRelu:
+      dense.relu_();
+      break;
+    case Activation::Kind::kClip:
+      dense.clamp_(activation.low, activation.high);
+      break;
+    case Activation::Kind::kSilu:
+      at::silu_(dense);
+      break;
+    case Activation::Kind::kNone:
+      break;
+  }
+}
+
+}  // namespace
+
+OneDnnConv::Plan OneDnnConv::MakePlan(const memory::desc& src, bool sum, bool activation) {
+  const auto& engine = ideep::engine::cpu_engine();
+  const Dims input = src.dims();
+  const Dims weights = spec_.weights.get_dims();
+  const Dims strides(spec_.stride.begin(), spec_.stride.end());
+  const Dims padding(spec_.padding.begin(), spec_.padding.end());
+  Dims dilation;  // oneDNN counts dilation from 0 (no gaps), LibTorch from 1
+  for (int64_t d : spec_.dilation) dilation.push_back(d - 1);
+  auto any = [](const Dims& dims) {
+    return memory::desc(dims, memory::data_type::f32, memory::format_tag::any);
+  };
+  // Every result in oneDNN's 16-channel blocks, the layout Winograd reads and writes: left free,
+  // direct convolutions pick channels-last, and each layer would pay a reorder to the next.
+  const Dims output = OutputDims(input, spec_);
+  const memory::desc dst = weights[0] % 16 == 0
+                               ? memory::desc(output, memory::data_type::f32, memory::format_tag::aBcd16b)
+                               : any(output);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(PostOps(spec_, sum, activation));
+
+  std::vector<dnnl::algorithm> algorithms;
+  if (spec_.winograd) algorithms.push_back(dnnl::algorithm::convolution_winograd);
+  algorithms.push_back(dnnl::algorithm::convolution_direct);
+  Plan plan;
+  for (size_t i = 0; i < algorithms.size(); ++i) {
+    try {
+      auto desc =
+          spec_.bias.is_empty()
+              ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithms[i], any(input),
+                                                any(weights), dst, strides, dilation, padding, padding)
+              : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithms[i], any(input),
+                                                any(weights), spec_.bias.get_desc(), dst, strides, dilation,
+                                                padding, padding);
+      plan.descriptor = dnnl::convolution_forward::primitive_desc(desc, attr, engine);
+      break;
+    } catch (const dnnl::error&) {
+      // Winograd is not implemented for every shape and CPU: the direct algorithm always is.
+      if (i + 1 == algorithms.size()) throw;
+    }
+  }
+  plan.src = src;
+  plan.sum = sum;
+  plan.activation = activation;
+  plan.primitive = dnnl::convolution_forward(plan.descriptor);
+  // Weights are reordered once per layout they are needed in, and shared between plans.
+  const memory::desc weights_desc = plan.descriptor.weights_desc();
+  for (const Plan& other : plans_) {
+    if (other.descriptor.weights_desc() == weights_desc) plan.weights = other.weights;
+  }
+  if (!plan.weights) {
+    plan.weights = std::make_shared<memory>(weights_desc, engine);
+    auto& stream = ideep::stream::default_stream();
+    ideep::tensor plain = spec_.weights;
+    dnnl::reorder(plain, *plan.weights).execute(stream, plain, *plan.weights);
+    stream.wait();
+  }
+  return plan;
+}
+
+const OneDnnConv::Plan& OneDnnConv::PlanFor(const memory::desc& src, bool sum, bool activation) {
+  for (const Plan& plan : plans_) {
+    if (plan.sum == sum && plan.activation == activation && plan.src == src) return plan;
+  }
+  Plan plan = MakePlan(src, sum, activation);
+  plans_.push_front(std::move(plan));
+  if (plans_.size() > kMaxPlans) plans_.pop_back();
+  return plans_.front();
+}
+
+at::Tensor OneDnnConv::Execute(const ideep::tensor& input, const ideep::tensor* residual, bool activation,
+                               const at::Tensor& like) {
+  activation = activation && spec_.activation.kind != Activation::Kind::kNone;
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Plan& plan = PlanFor(input.get_desc(), residual != nullptr, activation);
+  ideep::tensor src = input.reorder_if_differ_in(plan.descriptor.src_desc());
+  ideep::tensor dst(plan.descriptor.dst_desc());
+  // The sum post-op adds the convolution to what dst holds: start from the residual.
+  if (residual) residual->reorder_to(dst);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, *plan.weights}, {DNNL_ARG_DST, dst}};
+  if (!spec_.bias.is_empty()) args.emplace(DNNL_ARG_BIAS, spec_.bias);
+  plan.primitive.execute(ideep::stream::default_stream(), args);
+  return at::native::new_with_itensor_mkldnn(std::move(dst), at::kFloat, like.device());
+}
+
+at::Tensor OneDnnConv::Run(const at::Tensor& input, const c10::optional<at::Tensor>& residual) {
+  TORCH_CHECK(input.is_mkldnn() && input.scalar_type() == at::kFloat && input.dim() == 4,
+              "ltf::onednn_conv expects a 4-D float32 MKLDNN tensor, got ", input.toString(), " of ",
+              input.dim(), " dimensions");
+  // Below autograd, as LibTorch's own MKLDNN operators run (itensor_from_mkldnn asserts it).
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return Translate([&] {
+    const ideep::tensor& x = at::native::itensor_from_mkldnn(input);
+    if (!residual) return Execute(x, nullptr, true, input);
+    if (residual->is_mkldnn() && residual->scalar_type() == at::kFloat) {
+      const ideep::tensor& r = at::native::itensor_from_mkldnn(*residual);
+      if (r.get_dims() == OutputDims(x.get_dims(), spec_)) return Execute(x, &r, true, input);
+    }
+    // A residual of another shape (broadcast) or kind: the convolution alone, then LibTorch adds.
+    at::Tensor sum = at::add(Execute(x, nullptr, false, input).to_dense(),
+                             residual->is_mkldnn() ? residual->to_dense() : *residual);
+    ApplyActivation(spec_.activation, sum);
+    return sum.to_mkldnn();
+  });
+}
+
+c10::Symbol OneDnnConvSymbol() { return c10::Symbol::fromQualString("ltf::onednn_conv"); }
+
+TORCH_LIBRARY(ltf, m) {
+  m.class_<OneDnnConv>("OneDnnConv");
+  m.def("onednn_conv(Tensor input, __torch__.torch.classes.ltf.OneDnnConv conv, Tensor? residual) -> Tensor",
+        [](const at::Tensor& input, const c10::intrusive_ptr<OneDnnConv>& conv,
+           const c10::optional<at::Tensor>& residual) { return conv->Run(input, residual); });
+}
+
+}  // namespace ltf
+
+#endif  // LTF_WITH_ONEDNN

@@ -1,0 +1,80 @@
+// The operator the oneDNN rewrite (onednn_conv.h) puts in the graph: one convolution, with its
+// post-ops, run as a single oneDNN primitive on LibTorch's MKLDNN tensors. Only built with
+// LTF_WITH_ONEDNN.
+#pragma once
+
+#ifdef LTF_WITH_ONEDNN
+
+#include <torch/script.h>
+#include <ideep.hpp>
+
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+// LibTorch exports these (ATen/native/mkldnn/MKLDNNCommon.h, which is not among its installed
+// headers): the ideep tensor an MKLDNN tensor holds, and an MKLDNN tensor around an ideep one.
+namespace at::native {
+TORCH_API ideep::tensor& itensor_from_mkldnn(const at::Tensor& mkldnn_tensor);
+TORCH_API at::Tensor new_with_itensor_mkldnn(ideep::tensor&& it, c10::optional<at::ScalarType> dtype,
+                                             c10::optional<at::Device> device);
+}  // namespace at::native
+
+namespace ltf {
+
+// The activation applied after the convolution (and after the residual sum, when there is one).
+struct Activation {
+  enum class Kind { kNone, kRelu, kClip, kSilu } kind = Kind::kNone;
+  float low = 0.f, high = 0.f;  // kClip's bounds
+};
+
+struct ConvSpec {
+  ideep::tensor weights;  // plain OIHW float32
+  ideep::tensor bias;     // empty when the convolution has none
+  std::vector<int64_t> stride, padding, dilation;
+  Activation activation;
+  bool residual = false;  // the operator receives a tensor to add before the activation
+  bool winograd = false;  // use Winograd where oneDNN has it for the shape
+};
+
+// A convolution and the primitives built for the input layouts and shapes it has seen.
+// TorchScript holds it as a constant of the custom class ltf.OneDnnConv.
+class OneDnnConv : public torch::CustomClassHolder {
+ public:
+  explicit OneDnnConv(ConvSpec spec) : spec_(std::move(spec)) {}
+  const ConvSpec& spec() const { return spec_; }
+
+  // input and residual are MKLDNN tensors, as the frozen graph passes them; so is the result.
+  at::Tensor Run(const at::Tensor& input, const c10::optional<at::Tensor>& residual);
+
+ private:
+  struct Plan {
+    dnnl::memory::desc src;  // the input layout this plan was made for
+    bool sum = false;
+    bool activation = false;
+    dnnl::convolution_forward primitive;
+    dnnl::convolution_forward::primitive_desc descriptor;
+    std::shared_ptr<dnnl::memory> weights;  // reordered for this primitive
+  };
+  // Plans are few (one per input shape); the oldest goes past this many, with its weights.
+  static constexpr size_t kMaxPlans = 8;
+
+  const Plan& PlanFor(const dnnl::memory::desc& src, bool sum, bool activation);
+  Plan MakePlan(const dnnl::memory::desc& src, bool sum, bool activation);
+  at::Tensor Execute(const ideep::tensor& input, const ideep::tensor* residual, bool activation,
+                     const at::Tensor& like);
+
+  ConvSpec spec_;
+  // One forward at a time per model (executor.h), but the plan cache is guarded anyway: oneDNN's
+  // primitives with their library-owned scratchpad must not run twice at once either.
+  std::mutex mutex_;
+  std::deque<Plan> plans_;  // most recently made first
+};
+
+// The operator's symbol: ltf::onednn_conv(Tensor input, ltf.OneDnnConv conv, Tensor? residual).
+c10::Symbol OneDnnConvSymbol();
+
+}  // namespace ltf
+
+#endif  // LTF_WITH_ONEDNN
