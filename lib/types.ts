@@ -146,7 +146,11 @@ export interface RuntimeInfo {
 export interface OneDnnReport {
   /** Convolutions run by the fused oneDNN operator. */
   convolutions: number;
-  /** Of which with the Winograd algorithm (where oneDNN has no Winograd kernel, direct is used). */
+  /**
+   * Of which may use the Winograd algorithm (3x3, stride 1). Each input shape decides when its
+   * primitive is made: direct where oneDNN has no Winograd kernel, or where its transformed
+   * weights would cost more to stream than the multiplications it saves (small maps).
+   */
   winograd: number;
   /** ReLU, ReLU6 or SiLU activations folded into a convolution. */
   fusedActivations: number;

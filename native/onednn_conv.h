@@ -22,7 +22,7 @@ namespace ltf {
 
 struct OneDnnReport {
   int64_t convolutions = 0;       // convolutions now run by the fused operator
-  int64_t winograd = 0;           // of which with the Winograd algorithm
+  int64_t winograd = 0;           // of which may use Winograd (each input shape decides: onednn_op.cc)
   int64_t fused_activations = 0;  // activations folded into a convolution
   int64_t fused_residuals = 0;    // residual additions folded into a convolution
 };

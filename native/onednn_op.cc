@@ -76,6 +76,20 @@ void ApplyActivation(const Activation& activation, at::Tensor& dense) {
   }
 }
 
+// F(4x4, 3x3) holds weights 4x the size of the convolution's (36 values per 3x3 kernel), and
+// streams them from memory on every call; the multiplications it saves grow with the pixels the
+// call produces. Both scale with the channels squared, so the pixels decide: below this many
+// (batch x output height x width) it does not pay. Measured on ResNet-18's layer4 (7x7) at batch
+// 8 (392 pixels): as fast as the direct algorithm, for 113 MiB more (BENCHMARKS.md).
+// F(2x2, 3x3), which oneDNN picks for batches of 1 or 2, holds 1.8x the weights and paid there.
+constexpr int64_t kMinWinogradPixels = 400;
+
+bool WinogradPays(const dnnl::convolution_forward::primitive_desc& descriptor, const Dims& output) {
+  const auto& weights = descriptor.weights_desc().data;
+  const bool f4x4 = weights.format_kind == dnnl_format_kind_wino && weights.format_desc.wino_desc.alpha == 6;
+  return !f4x4 || output[0] * output[2] * output[3] >= kMinWinogradPixels;
+}
+
 }  // namespace
 
 OneDnnConv::Plan OneDnnConv::MakePlan(const memory::desc& src, bool sum, bool activation) {
@@ -112,6 +126,8 @@ OneDnnConv::Plan OneDnnConv::MakePlan(const memory::desc& src, bool sum, bool ac
                                                 any(weights), spec_.bias.get_desc(), dst, strides, dilation,
                                                 padding, padding);
       plan.descriptor = dnnl::convolution_forward::primitive_desc(desc, attr, engine);
+      if (algorithms[i] == dnnl::algorithm::convolution_winograd && !WinogradPays(plan.descriptor, output))
+        continue;
       break;
     } catch (const dnnl::error&) {
       // Winograd is not implemented for every shape and CPU: the direct algorithm always is.
