@@ -71,10 +71,10 @@ std::optional<ConvSpec> ReadConv(Node* conv, bool winograd) {
       !padding || !dilation) {
     return std::nullopt;
   }
+  if (weight->scalar_type() != at::kFloat) return std::nullopt;
   ConvSpec spec;
-  auto weights = PlainCopy(*weight);
-  if (!weights) return std::nullopt;
-  spec.weights = std::move(*weights);
+  // The frozen graph's own constant, packed by optimize_for_inference: kept, not copied.
+  spec.weights = weight->is_mkldnn() ? *weight : weight->contiguous().to_mkldnn();
   if (!conv->input(2)->type()->cast<c10::NoneType>()) {
     auto bias = ConstantTensor(conv->input(2));
     auto plain = bias ? PlainCopy(*bias) : std::nullopt;
@@ -186,6 +186,7 @@ bool OneDnnFusionAvailable() { return true; }
 OneDnnReport FuseOneDnnConvolutions(const std::shared_ptr<Graph>& graph, bool winograd) {
   OneDnnReport report;
   std::unordered_set<Node*> skipped;
+  auto scratchpad = std::make_shared<Scratchpad>();
   while (Node* conv = NextConvolution(*graph, skipped)) {
     auto spec = ReadConv(conv, winograd);
     if (!spec) {
@@ -201,6 +202,7 @@ OneDnnReport FuseOneDnnConvolutions(const std::shared_ptr<Graph>& graph, bool wi
     MatchActivation(conv, match);
     spec->residual = match.residual != nullptr;
     spec->activation = match.activation;
+    spec->scratchpad = scratchpad;
 
     report.convolutions += 1;
     report.winograd += spec->winograd ? 1 : 0;

@@ -26,8 +26,7 @@ auto Translate(F&& fn) -> decltype(fn()) {
   }
 }
 
-Dims OutputDims(const Dims& input, const ConvSpec& spec) {
-  const Dims weights = spec.weights.get_dims();
+Dims OutputDims(const Dims& input, const Dims& weights, const ConvSpec& spec) {
   Dims out{input[0], weights[0]};
   for (size_t i = 0; i < 2; ++i) {
     out.push_back((input[2 + i] + 2 * spec.padding[i] - spec.dilation[i] * (weights[2 + i] - 1) - 1) /
@@ -92,10 +91,24 @@ bool WinogradPays(const dnnl::convolution_forward::primitive_desc& descriptor, c
 
 }  // namespace
 
+memory Scratchpad::For(const memory::desc& desc) {
+  const size_t size = desc.get_size();
+  if (size > size_) {
+    buffer_.reset();  // the old one goes first: no moment with both
+    buffer_.reset(new char[size + 64]);
+    size_ = size;
+  }
+  // oneDNN wants its buffers aligned to 64 bytes.
+  const auto address = reinterpret_cast<uintptr_t>(buffer_.get());
+  return memory(desc, ideep::engine::cpu_engine(), buffer_.get() + ((64 - address % 64) % 64));
+}
+
+OneDnnConv::OneDnnConv(ConvSpec spec) : spec_(std::move(spec)), weight_dims_(spec_.weights.sizes().vec()) {}
+
 OneDnnConv::Plan OneDnnConv::MakePlan(const memory::desc& src, bool sum, bool activation) {
   const auto& engine = ideep::engine::cpu_engine();
   const Dims input = src.dims();
-  const Dims weights = spec_.weights.get_dims();
+  const Dims& weights = weight_dims_;
   const Dims strides(spec_.stride.begin(), spec_.stride.end());
   const Dims padding(spec_.padding.begin(), spec_.padding.end());
   Dims dilation;  // oneDNN counts dilation from 0 (no gaps), LibTorch from 1
@@ -105,12 +118,13 @@ OneDnnConv::Plan OneDnnConv::MakePlan(const memory::desc& src, bool sum, bool ac
   };
   // Every result in oneDNN's 16-channel blocks, the layout Winograd reads and writes: left free,
   // direct convolutions pick channels-last, and each layer would pay a reorder to the next.
-  const Dims output = OutputDims(input, spec_);
+  const Dims output = OutputDims(input, weight_dims_, spec_);
   const memory::desc dst = weights[0] % 16 == 0
                                ? memory::desc(output, memory::data_type::f32, memory::format_tag::aBcd16b)
                                : any(output);
   dnnl::primitive_attr attr;
   attr.set_post_ops(PostOps(spec_, sum, activation));
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
 
   std::vector<dnnl::algorithm> algorithms;
   if (spec_.winograd) algorithms.push_back(dnnl::algorithm::convolution_winograd);
@@ -143,14 +157,28 @@ OneDnnConv::Plan OneDnnConv::MakePlan(const memory::desc& src, bool sum, bool ac
   for (const Plan& other : plans_) {
     if (other.descriptor.weights_desc() == weights_desc) plan.weights = other.weights;
   }
-  if (!plan.weights) {
-    plan.weights = std::make_shared<memory>(weights_desc, engine);
-    auto& stream = ideep::stream::default_stream();
-    ideep::tensor plain = spec_.weights;
-    dnnl::reorder(plain, *plan.weights).execute(stream, plain, *plan.weights);
-    stream.wait();
-  }
+  if (!plan.weights) plan.weights = PackWeights(weights_desc);
   return plan;
+}
+
+std::shared_ptr<memory> OneDnnConv::PackWeights(const memory::desc& layout) {
+  // A handle on the constant's memory, valid while spec_ holds the tensor.
+  memory source = at::native::itensor_from_mkldnn(spec_.weights);
+  if (source.get_desc() == layout) return std::make_shared<memory>(source);
+  const auto& engine = ideep::engine::cpu_engine();
+  auto& stream = ideep::stream::default_stream();
+  auto packed = std::make_shared<memory>(layout, engine);
+  const memory::desc plain_desc(weight_dims_, memory::data_type::f32, memory::format_tag::abcd);
+  if (layout.data.format_kind == dnnl_format_kind_wino && source.get_desc() != plain_desc) {
+    // oneDNN makes Winograd weights from plain ones only: unpack them for the while.
+    memory plain(plain_desc, engine);
+    dnnl::reorder(source, plain).execute(stream, source, plain);
+    dnnl::reorder(plain, *packed).execute(stream, plain, *packed);
+  } else {
+    dnnl::reorder(source, *packed).execute(stream, source, *packed);
+  }
+  stream.wait();
+  return packed;
 }
 
 const OneDnnConv::Plan& OneDnnConv::PlanFor(const memory::desc& src, bool sum, bool activation) {
@@ -175,6 +203,8 @@ at::Tensor OneDnnConv::Execute(const ideep::tensor& input, const ideep::tensor* 
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, *plan.weights}, {DNNL_ARG_DST, dst}};
   if (!spec_.bias.is_empty()) args.emplace(DNNL_ARG_BIAS, spec_.bias);
+  std::lock_guard<std::mutex> scratch_lock(spec_.scratchpad->lock());
+  args.emplace(DNNL_ARG_SCRATCHPAD, spec_.scratchpad->For(plan.descriptor.scratchpad_desc()));
   plan.primitive.execute(ideep::stream::default_stream(), args);
   return at::native::new_with_itensor_mkldnn(std::move(dst), at::kFloat, like.device());
 }
@@ -190,7 +220,7 @@ at::Tensor OneDnnConv::Run(const at::Tensor& input, const c10::optional<at::Tens
     if (!residual) return Execute(x, nullptr, true, input);
     if (residual->is_mkldnn() && residual->scalar_type() == at::kFloat) {
       const ideep::tensor& r = at::native::itensor_from_mkldnn(*residual);
-      if (r.get_dims() == OutputDims(x.get_dims(), spec_)) return Execute(x, &r, true, input);
+      if (r.get_dims() == OutputDims(x.get_dims(), weight_dims_, spec_)) return Execute(x, &r, true, input);
     }
     // A residual of another shape (broadcast) or kind: the convolution alone, then LibTorch adds.
     at::Tensor sum = at::add(Execute(x, nullptr, false, input).to_dense(),

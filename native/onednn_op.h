@@ -29,21 +29,37 @@ struct Activation {
   float low = 0.f, high = 0.f;  // kClip's bounds
 };
 
+// Scratch memory for the convolutions of one model, which run one at a time (executor.h). oneDNN
+// as Debian builds it allocates a primitive's scratch space on every run when it manages it: for
+// Winograd, tens of MB mapped and unmapped per convolution (9,400 page faults and 17 ms of system
+// time per ResNet-18 forward at batch 8). Held here, it is allocated once, at its largest.
+class Scratchpad {
+ public:
+  // Memory for `desc` on this scratchpad; valid until the next call. Call with lock() held.
+  dnnl::memory For(const dnnl::memory::desc& desc);
+  std::mutex& lock() { return mutex_; }
+
+ private:
+  std::mutex mutex_;
+  std::unique_ptr<char[]> buffer_;  // 64 bytes more than size_, for alignment
+  size_t size_ = 0;
+};
+
 struct ConvSpec {
-  ideep::tensor weights;  // plain OIHW float32
-  ideep::tensor bias;     // empty when the convolution has none
+  at::Tensor weights;  // OIHW float32, an MKLDNN tensor (in whatever layout it was packed)
+  ideep::tensor bias;  // empty when the convolution has none
   std::vector<int64_t> stride, padding, dilation;
   Activation activation;
-  bool residual = false;  // the operator receives a tensor to add before the activation
-  bool winograd = false;  // use Winograd where oneDNN has it for the shape
+  bool residual = false;                   // the operator receives a tensor to add before the activation
+  bool winograd = false;                   // use Winograd where oneDNN has it for the shape
+  std::shared_ptr<Scratchpad> scratchpad;  // shared by the model's convolutions
 };
 
 // A convolution and the primitives built for the input layouts and shapes it has seen.
 // TorchScript holds it as a constant of the custom class ltf.OneDnnConv.
 class OneDnnConv : public torch::CustomClassHolder {
  public:
-  explicit OneDnnConv(ConvSpec spec) : spec_(std::move(spec)) {}
-  const ConvSpec& spec() const { return spec_; }
+  explicit OneDnnConv(ConvSpec spec);
 
   // input and residual are MKLDNN tensors, as the frozen graph passes them; so is the result.
   at::Tensor Run(const at::Tensor& input, const c10::optional<at::Tensor>& residual);
@@ -64,10 +80,13 @@ class OneDnnConv : public torch::CustomClassHolder {
   Plan MakePlan(const dnnl::memory::desc& src, bool sum, bool activation);
   at::Tensor Execute(const ideep::tensor& input, const ideep::tensor* residual, bool activation,
                      const at::Tensor& like);
+  // The weights in `layout`: spec_.weights itself where it is in that layout already, else a
+  // copy made from it.
+  std::shared_ptr<dnnl::memory> PackWeights(const dnnl::memory::desc& layout);
 
   ConvSpec spec_;
-  // One forward at a time per model (executor.h), but the plan cache is guarded anyway: oneDNN's
-  // primitives with their library-owned scratchpad must not run twice at once either.
+  dnnl::memory::dims weight_dims_;  // OIHW
+  // One forward at a time per model (executor.h), but the plan cache is guarded anyway.
   std::mutex mutex_;
   std::deque<Plan> plans_;  // most recently made first
 };
