@@ -93,8 +93,9 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
   // that had to stay above (a call beside an in-place operator) goes now.
   auto frozen = torch::jit::toGraphFunction(cut.module.get_method("forward").function()).graph();
   RemoveDeadCode(frozen);
-  if (optimize && device.is_cpu() && dtype == torch::kFloat)
+  if (optimize && device.is_cpu() && dtype == torch::kFloat && OneDnnFusionEnabled()) {
     cut.onednn = FuseOneDnnConvolutions(frozen, winograd);
+  }
   return cut;
 }
 

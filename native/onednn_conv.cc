@@ -1,5 +1,8 @@
 #include "onednn_conv.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #ifdef LTF_WITH_ONEDNN
 
 #include <torch/csrc/jit/ir/alias_analysis.h>
@@ -225,7 +228,18 @@ OneDnnReport FuseOneDnnConvolutions(const std::shared_ptr<Graph>& graph, bool wi
 
 }  // namespace ltf
 
-#else  // LTF_WITH_ONEDNN
+#endif  // LTF_WITH_ONEDNN
+
+namespace ltf {
+
+bool OneDnnFusionEnabled() {
+  const char* setting = std::getenv("LTF_ONEDNN_FUSION");
+  return OneDnnFusionAvailable() && !(setting && std::strcmp(setting, "0") == 0);
+}
+
+}  // namespace ltf
+
+#ifndef LTF_WITH_ONEDNN
 
 namespace ltf {
 

@@ -30,6 +30,11 @@ struct OneDnnReport {
 // Whether this build has the rewrite.
 bool OneDnnFusionAvailable();
 
+// Whether new extractors use it: available, and not switched off with LTF_ONEDNN_FUSION=0 in the
+// environment (to compare with LibTorch's own passes on the very same graph, as the benchmark
+// does, or to rule the rewrite out while debugging).
+bool OneDnnFusionEnabled();
+
 // Rewrites the prim::mkldnn_convolution nodes of a frozen CPU float32 graph that went through
 // optimize_for_inference. Convolutions it cannot take (grouped ones, weights that are not
 // constants) stay as they were. `winograd`: allow the Winograd algorithm where it applies.

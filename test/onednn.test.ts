@@ -73,6 +73,18 @@ describe('oneDNN fusion of optimize on the CPU', { skip }, () => {
     assertClose(ex.extractSync(nonsquare), readTensor(cases.nonsquare.outputs.layer4), CPU_TOLERANCE, 'second shape again');
   });
 
+  it("LTF_ONEDNN_FUSION=0 leaves the graph to LibTorch's own passes, still within the tolerance", () => {
+    process.env.LTF_ONEDNN_FUSION = '0';
+    try {
+      const ex = new Extractor(RESNET18, 'layer4', { device: 'cpu', optimize: true });
+      assert.deepEqual(ex.onednn, { convolutions: 0, winograd: 0, fusedActivations: 0, fusedResiduals: 0 });
+      assertClose(ex.extractSync(batch), readTensor(cases.batch4.outputs.layer4), CPU_TOLERANCE, 'LibTorch passes');
+    } finally {
+      delete process.env.LTF_ONEDNN_FUSION;
+    }
+    assert.equal(new Extractor(RESNET18, 'layer2', { device: 'cpu', optimize: true }).onednn.convolutions, 10);
+  });
+
   it('does nothing without optimize, and outside float32', () => {
     const zero = { convolutions: 0, winograd: 0, fusedActivations: 0, fusedResiduals: 0 };
     assert.deepEqual(new Extractor(RESNET18, 'layer4', { device: 'cpu' }).onednn, zero);
