@@ -110,6 +110,28 @@ describe('libtorch-features extract', () => {
     assert.match(run.stderr, /wrote 3 rows/);
   });
 
+  it('--no-winograd runs the direct algorithm: the API with winograd: false, same batch, same bits', async () => {
+    const out = path.join(dir, 'direct.npy');
+    const run = cli([
+      'extract',
+      RESNET18,
+      ...photos,
+      '--layer',
+      'layer4',
+      '--pool',
+      'avg',
+      '--out',
+      out,
+      '--device',
+      'cpu',
+      '--no-winograd',
+    ]);
+    assert.equal(run.status, 0, run.stderr);
+    const ex = new Extractor(RESNET18, 'layer4', { device: 'cpu', pool: 'avg', optimize: true, winograd: false });
+    const expected = await ex.extract(await Promise.all(photos.map(decodeImage)));
+    assert.deepEqual(numpyLoad(out).data, expected.data);
+  });
+
   it('several --layer write one file each, unpooled shapes kept', () => {
     const out = path.join(dir, 'multi.npy');
     const run = cli([

@@ -26,6 +26,8 @@ export interface ExtractOptions {
   quiet: boolean;
   /** Freeze with LibTorch's inference optimisations (the CLI's default; `--no-optimize`). */
   optimize: boolean;
+  /** With optimize on the CPU, Winograd for 3x3 convolutions (default; `--no-winograd` saves memory). */
+  winograd: boolean;
   /** Aborts the run (Ctrl-C): what was started is removed. */
   signal: AbortSignal;
 }
@@ -72,6 +74,7 @@ export async function runExtract(
     pool: options.pool,
     normalize: options.normalize,
     optimize: options.optimize,
+    winograd: options.winograd,
   });
   const finals = [...outputPaths(options.out, options.layer), indexPath(options.out)];
   const temps = finals.map((file) => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.partial`));

@@ -86,6 +86,7 @@ export function program(): Command {
     )
     .option('--fps <n>', 'frames per second sampled from videos', positiveNumber, 1)
     .option('--no-optimize', "run the model as it is, without LibTorch's inference optimisations (see BENCHMARKS.md)")
+    .option('--no-winograd', "on the CPU, keep convolutions' direct algorithm: less memory, slower (see README, 'winograd')")
     .option('--quiet', 'no progress output')
     .action(async (model: string, inputs: string[], options) => {
       const controller = new AbortController();

@@ -18,6 +18,14 @@ export async function uses(photo: Uint8Array): Promise<void> {
   const r = renamed.extractSync({ data: new Float32Array(1), shape: [1, 1, 1, 1] });
   void r.mid;
 
+  const fast = new Extractor('resnet18.pt', 'layer4', { device: 'cpu', optimize: true, winograd: false });
+  const fused: number = fast.onednn.convolutions + fast.onednn.winograd;
+  const built: boolean = Extractor.runtime().onednnFusion;
+  void fused;
+  void built;
+  // @ts-expect-error: the report is read-only
+  fast.onednn.winograd = 3;
+
   const layers: LayerInfo[] = Extractor.listLayers('resnet18.pt', { nested: true });
   void layers;
   const summary = one.summary([3, 224, 224]);
