@@ -131,8 +131,9 @@ export interface RuntimeInfo {
   /** How many CUDA devices it sees. */
   cudaDeviceCount: number;
   /**
-   * Whether this build fuses convolutions with oneDNN on the optimised CPU path (see
-   * {@link OneDnnReport}): built where LibTorch uses a shared system oneDNN, as Debian's does.
+   * Whether `optimize` fuses convolutions with oneDNN here (see {@link OneDnnReport}): the build has
+   * it (where LibTorch uses a shared system oneDNN, as Debian's does), the CPU has AVX2 or
+   * AVX-512, and `LTF_ONEDNN_FUSION=0` is not set.
    */
   onednnFusion: boolean;
 }

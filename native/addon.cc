@@ -27,7 +27,7 @@ Napi::Value Runtime(const Napi::CallbackInfo& info) {
     result.Set("torchVersion", TORCH_VERSION);
     result.Set("cudaAvailable", torch::cuda::is_available());
     result.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
-    result.Set("onednnFusion", OneDnnFusionAvailable());
+    result.Set("onednnFusion", OneDnnFusionEnabled());
     return result;
   });
 }

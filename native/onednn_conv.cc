@@ -234,7 +234,12 @@ namespace ltf {
 
 bool OneDnnFusionEnabled() {
   const char* setting = std::getenv("LTF_ONEDNN_FUSION");
-  return OneDnnFusionAvailable() && !(setting && std::strcmp(setting, "0") == 0);
+  if (!OneDnnFusionAvailable() || (setting && std::strcmp(setting, "0") == 0)) return false;
+#ifdef LTF_WITH_ONEDNN
+  return CpuSuitsOneDnnFusion();
+#else
+  return false;
+#endif
 }
 
 }  // namespace ltf

@@ -94,6 +94,11 @@ class OneDnnConv : public torch::CustomClassHolder {
 // The operator's symbol: ltf::onednn_conv(Tensor input, ltf.OneDnnConv conv, Tensor? residual).
 c10::Symbol OneDnnConvSymbol();
 
+// Whether oneDNN runs this CPU with AVX2 or AVX-512, where the rewrite was measured to pay. With
+// plain AVX, oneDNN took slower SSE4.1 kernels for the fused convolutions than for LibTorch's
+// (307 ms against 142 ms per batch-8 ResNet-18 forward, under ONEDNN_MAX_CPU_ISA=AVX).
+bool CpuSuitsOneDnnFusion();
+
 }  // namespace ltf
 
 #endif  // LTF_WITH_ONEDNN

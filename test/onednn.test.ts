@@ -3,6 +3,7 @@
  * and residual addition fused, Winograd for 3x3 stride-1 ones. Every result against PyTorch's.
  */
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 
 import { Extractor } from '../lib';
@@ -83,6 +84,30 @@ describe('oneDNN fusion of optimize on the CPU', { skip }, () => {
       delete process.env.LTF_ONEDNN_FUSION;
     }
     assert.equal(new Extractor(RESNET18, 'layer2', { device: 'cpu', optimize: true }).onednn.convolutions, 10);
+  });
+
+  it('on other CPUs (oneDNN held to AVX2, or to AVX): 8-channel blocks and no Winograd within the tolerance, or no rewrite', () => {
+    // oneDNN reads ONEDNN_MAX_CPU_ISA once, at start: each case runs in a process of its own.
+    const script = `
+      const { Extractor } = require(${JSON.stringify(require.resolve('../lib'))});
+      const h = require(${JSON.stringify(require.resolve('./helpers'))});
+      const ex = new Extractor(h.RESNET18, 'layer4', { device: 'cpu', optimize: true });
+      const c = h.manifest.resnet18.cases.batch4;
+      const out = ex.extractSync(h.readTensor(c.input));
+      const ref = h.readTensor(c.outputs.layer4);
+      console.log(JSON.stringify({ onednn: ex.onednn, fusion: Extractor.runtime().onednnFusion,
+        diff: h.maxAbsDiff(out.data, ref.data), limit: h.CPU_TOLERANCE * Math.max(1, h.maxAbs(ref.data)) }));`;
+    for (const [isa, convolutions] of [
+      ['AVX2', 20],
+      ['AVX', 0],
+    ] as const) {
+      const run = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, ONEDNN_MAX_CPU_ISA: isa }, encoding: 'utf8' });
+      assert.equal(run.status, 0, run.stderr);
+      const result = JSON.parse(run.stdout);
+      assert.equal(result.onednn.convolutions, convolutions, isa);
+      assert.equal(result.fusion, convolutions > 0, isa);
+      assert.ok(result.diff <= result.limit, `${isa}: ${result.diff} > ${result.limit}`);
+    }
   });
 
   it('does nothing without optimize, and outside float32', () => {
