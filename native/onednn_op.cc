@@ -269,6 +269,15 @@ at::Tensor OneDnnConv::Run(const at::Tensor& input, const c10::optional<at::Tens
               input.dim(), " dimensions");
   // Below autograd, as LibTorch's own MKLDNN operators run (itensor_from_mkldnn asserts it).
   at::AutoDispatchBelowADInplaceOrView below_autograd;
+  // The checks LibTorch's convolution makes, with its words, before oneDNN would only say that
+  // it has no kernel.
+  TORCH_CHECK(input.size(1) == weight_dims_[1], "Given groups=1, weight of size ",
+              c10::IntArrayRef(weight_dims_), ", expected input", input.sizes(), " to have ", weight_dims_[1],
+              " channels, but got ", input.size(1), " channels instead");
+  const Dims output = OutputDims(input.sizes().vec(), weight_dims_, spec_);
+  TORCH_CHECK(output[2] > 0 && output[3] > 0, "Calculated output size: ", c10::IntArrayRef(output),
+              ". Output size is too small (input ", input.sizes(), ", kernel ",
+              c10::IntArrayRef(weight_dims_).slice(2), ")");
   return Translate([&] {
     const ideep::tensor& x = at::native::itensor_from_mkldnn(input);
     if (!residual) return Execute(x, nullptr, true, input);

@@ -110,6 +110,15 @@ describe('oneDNN fusion of optimize on the CPU', { skip }, () => {
     }
   });
 
+  it("an input with the wrong channel count: FORWARD_FAILED in LibTorch's words, the extractor still usable", async () => {
+    const ex = new Extractor(RESNET18, 'layer4', { device: 'cpu', optimize: true });
+    const wrong = { data: new Float32Array(4 * 64 * 64), shape: [1, 4, 64, 64] };
+    const message = /expected input\[1, 4, 64, 64\] to have 3 channels, but got 4 channels instead/;
+    assert.throws(() => ex.extractSync(wrong), expectError('FORWARD_FAILED', message));
+    await assert.rejects(ex.extract(wrong), expectError('FORWARD_FAILED', message));
+    assertClose(ex.extractSync(batch), readTensor(cases.batch4.outputs.layer4), CPU_TOLERANCE, 'after the error');
+  });
+
   it('does nothing without optimize, and outside float32', () => {
     const zero = { convolutions: 0, winograd: 0, fusedActivations: 0, fusedResiduals: 0 };
     assert.deepEqual(new Extractor(RESNET18, 'layer4', { device: 'cpu' }).onednn, zero);
