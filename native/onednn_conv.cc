@@ -9,7 +9,6 @@
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
-#include <cstring>
 #include <optional>
 #include <unordered_set>
 
@@ -44,19 +43,13 @@ std::optional<std::vector<int64_t>> ConstantPair(Value* value) {
   return ints;
 }
 
-// A constant as a plain (OIHW, or x for a bias) float32 ideep tensor of its own.
-std::optional<ideep::tensor> PlainCopy(const at::Tensor& tensor) {
-  if (tensor.scalar_type() != at::kFloat) return std::nullopt;
-  const auto tag = tensor.dim() == 4 ? dnnl::memory::format_tag::abcd : dnnl::memory::format_tag::a;
-  if (tensor.dim() != 4 && tensor.dim() != 1) return std::nullopt;
-  ideep::tensor plain(tensor.sizes().vec(), dnnl::memory::data_type::f32, tag);
-  if (tensor.is_mkldnn()) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;  // itensor_from_mkldnn asserts it
-    at::native::itensor_from_mkldnn(tensor).reorder_to(plain);
-  } else {
-    at::Tensor dense = tensor.contiguous();
-    std::memcpy(plain.get_data_handle(), dense.data_ptr<float>(), dense.numel() * sizeof(float));
-  }
+// A bias constant (MKLDNN, as optimize_for_inference leaves it) as a plain float32 ideep tensor
+// of its own: the layout the primitives take it in.
+std::optional<ideep::tensor> PlainBias(const at::Tensor& bias) {
+  if (!bias.is_mkldnn() || bias.scalar_type() != at::kFloat || bias.dim() != 1) return std::nullopt;
+  ideep::tensor plain(bias.sizes().vec(), dnnl::memory::data_type::f32, dnnl::memory::format_tag::a);
+  at::AutoDispatchBelowADInplaceOrView below_autograd;  // itensor_from_mkldnn asserts it
+  at::native::itensor_from_mkldnn(bias).reorder_to(plain);
   return plain;
 }
 
@@ -74,14 +67,14 @@ std::optional<ConvSpec> ReadConv(Node* conv, bool winograd) {
       !padding || !dilation) {
     return std::nullopt;
   }
-  if (weight->scalar_type() != at::kFloat) return std::nullopt;
-  ConvSpec spec;
   // The frozen graph's own constant, packed by optimize_for_inference: kept, not copied.
-  spec.weights = weight->is_mkldnn() ? *weight : weight->contiguous().to_mkldnn();
+  if (!weight->is_mkldnn() || weight->scalar_type() != at::kFloat) return std::nullopt;
+  ConvSpec spec;
+  spec.weights = *weight;
   if (!conv->input(2)->type()->cast<c10::NoneType>()) {
     auto bias = ConstantTensor(conv->input(2));
-    auto plain = bias ? PlainCopy(*bias) : std::nullopt;
-    if (!plain || bias->dim() != 1) return std::nullopt;
+    auto plain = bias ? PlainBias(*bias) : std::nullopt;
+    if (!plain) return std::nullopt;
     spec.bias = std::move(*plain);
   }
   spec.stride = *stride;
