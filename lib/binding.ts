@@ -48,6 +48,7 @@ export interface NativeOptions {
   normalize: '' | 'l2';
   optimize: boolean;
   winograd: boolean;
+  tf32: boolean;
   threads: number;
   allowUnsafeOperations: boolean;
   preprocess: { resize: number; crop: number; mean: number[] | null; std: number[] | null } | null;

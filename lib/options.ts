@@ -22,6 +22,7 @@ export const DEFAULTS: Readonly<NativeOptions> = Object.freeze({
   normalize: '',
   optimize: false,
   winograd: true,
+  tf32: false,
   threads: 0,
   allowUnsafeOperations: false,
   preprocess: Object.freeze({ resize: 256, crop: 224, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] }),
@@ -35,6 +36,7 @@ const OPTION_NAMES = [
   'normalize',
   'optimize',
   'winograd',
+  'tf32',
   'threads',
   'allowUnsafeOperations',
   'preprocess',
@@ -208,6 +210,7 @@ export function normalizeOptions(options: unknown): NativeOptions {
     normalize: given.normalize === undefined ? DEFAULTS.normalize : checkOneOf(given.normalize, 'normalize', ['l2'] as const),
     optimize: given.optimize === undefined ? DEFAULTS.optimize : checkBoolean(given.optimize, 'optimize'),
     winograd: given.winograd === undefined ? DEFAULTS.winograd : checkBoolean(given.winograd, 'winograd'),
+    tf32: given.tf32 === undefined ? DEFAULTS.tf32 : checkBoolean(given.tf32, 'tf32'),
     threads: given.threads === undefined ? DEFAULTS.threads : checkThreads(given.threads),
     allowUnsafeOperations:
       given.allowUnsafeOperations === undefined

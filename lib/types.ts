@@ -73,6 +73,14 @@ export interface ExtractorOptions {
    */
   winograd?: boolean;
   /**
+   * On CUDA in float32: let cuDNN's convolutions use TF32 on the tensor cores (inputs rounded to a
+   * 10-bit mantissa, sums in float32; about 1e-3 relative error, several times faster on Ampere
+   * and later). Off, float32 means float32 and CUDA matches the CPU within 1e-3 of the largest
+   * value. PyTorch's own default is on. The switch is process-wide in LibTorch: extractors with
+   * different choices take turns. No effect on the CPU or in float16/bfloat16. Default false.
+   */
+  tf32?: boolean;
+  /**
    * LibTorch's intra-op thread count, set before each of this extractor's runs. Process-wide:
    * LibTorch has one count for all its threads, so extractors with different values take turns
    * setting it. Default: LibTorch's own (the number of cores).

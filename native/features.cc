@@ -2,7 +2,11 @@
 
 #include <ATen/Parallel.h>
 
+#include "cuda_precision.h"
+#include "pinned.h"
 #include "preprocess.h"
+
+#include <optional>
 
 namespace ltf {
 
@@ -22,8 +26,15 @@ torch::Tensor PostProcess(torch::Tensor output, const ModelOptions& options) {
     const auto norms = rows.norm(2, /*dim=*/1, /*keepdim=*/true).clamp_min(1e-12);
     output = (rows / norms).view(output.sizes());
   }
-  // A no-op for a contiguous CPU tensor; a device-to-host copy for CUDA.
-  return output.to(torch::kCPU).contiguous();
+  if (output.is_cuda() && static_cast<size_t>(output.numel()) * sizeof(float) <= kMaxPinnedBytes) {
+    // Into page-locked memory, which the GPU writes by DMA at the bus's speed (pageable memory is
+    // staged by the driver through a pinned buffer of its own, chunk by chunk). LibTorch's caching
+    // host allocator keeps the block for the next call. The copy waits for the forward.
+    auto host = torch::empty(output.sizes(), output.options().device(torch::kCPU).pinned_memory(true));
+    host.copy_(output);
+    return host;
+  }
+  return output.to(torch::kCPU).contiguous();  // no-op for a contiguous CPU tensor
 }
 
 // On the CPU, LibTorch's convolutions lose throughput past a few images per call (ResNet-18 at
@@ -78,15 +89,19 @@ std::vector<torch::Tensor> OnExecutor(const CutModel& model, MakeBatch&& make_ba
   return model.executor->Run([&] {
     ApplyThreads(model.options);
     c10::InferenceMode guard;
+    // cuDNN's TF32 switch is process-wide: held at this extractor's choice while it runs.
+    std::optional<Tf32Scope> tf32;
+    if (model.device.is_cuda() && model.options.dtype == torch::kFloat) tf32.emplace(model.options.tf32);
     return Run(model, make_batch());
   });
 }
 
 std::vector<torch::Tensor> RunOnTensor(const CutModel& model, const torch::Tensor& input) {
-  return OnExecutor(model, [&] { return input.to(model.device); });
+  // From pinned memory the upload is queued on the stream, ahead of the forward: not waited for.
+  return OnExecutor(model, [&] { return input.to(model.device, /*non_blocking=*/input.is_pinned()); });
 }
 
-std::vector<torch::Tensor> RunOnImages(const CutModel& model, const std::vector<torch::Tensor>& images) {
+std::vector<torch::Tensor> RunOnImages(const CutModel& model, const ImageBatch& images) {
   return OnExecutor(model, [&] { return PreprocessImages(images, model.options.preprocess, model.device); });
 }
 

@@ -65,6 +65,7 @@ ModelOptions ReadOptions(const Napi::Value& value) {
   options.l2_normalize = object.Get("normalize").As<Napi::String>().Utf8Value() == "l2";
   options.optimize = object.Get("optimize").As<Napi::Boolean>().Value();
   options.winograd = object.Get("winograd").As<Napi::Boolean>().Value();
+  options.tf32 = object.Get("tf32").As<Napi::Boolean>().Value();
   options.threads = object.Get("threads").As<Napi::Number>().Int32Value();
   options.allow_unsafe_operations = object.Get("allowUnsafeOperations").As<Napi::Boolean>().Value();
   const Napi::Value preprocess = object.Get("preprocess");

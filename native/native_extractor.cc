@@ -15,11 +15,11 @@ namespace {
 // thread, so the caller may reuse its buffers as soon as the call returns.
 struct Batch {
   torch::Tensor tensor;
-  std::vector<torch::Tensor> images;
+  ImageBatch images;
 };
 
 std::vector<torch::Tensor> RunBatch(const CutModel& model, const Batch& batch) {
-  return batch.images.empty() ? RunOnTensor(model, batch.tensor) : RunOnImages(model, batch.images);
+  return batch.tensor.defined() ? RunOnTensor(model, batch.tensor) : RunOnImages(model, batch.images);
 }
 
 class ForwardWorker : public PromiseWorker {
@@ -121,7 +121,7 @@ Napi::Value NativeExtractor::ForwardSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
     const auto model = Model();
-    return OutputsToJs(env, RunOnTensor(*model, InputFromJs(info[0], info[1])));
+    return OutputsToJs(env, RunOnTensor(*model, InputFromJs(info[0], info[1], WantsPinnedInput(*model))));
   });
 }
 
@@ -129,21 +129,25 @@ Napi::Value NativeExtractor::ForwardImagesSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
     const auto model = Model();
-    return OutputsToJs(env, RunOnImages(*model, ImagesFromJs(info[0])));
+    return OutputsToJs(env, RunOnImages(*model, ImagesFromJs(info[0], WantsPinnedInput(*model))));
   });
 }
 
 Napi::Value NativeExtractor::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
-    return QueueForward(env, Model(), Batch{InputFromJs(info[0], info[1]), {}});
+    auto model = Model();
+    const bool pinned = WantsPinnedInput(*model);
+    return QueueForward(env, std::move(model), Batch{InputFromJs(info[0], info[1], pinned), {}});
   });
 }
 
 Napi::Value NativeExtractor::ForwardImages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
-    return QueueForward(env, Model(), Batch{torch::Tensor(), ImagesFromJs(info[0])});
+    auto model = Model();
+    const bool pinned = WantsPinnedInput(*model);
+    return QueueForward(env, std::move(model), Batch{torch::Tensor(), ImagesFromJs(info[0], pinned)});
   });
 }
 

@@ -35,39 +35,58 @@ torch::Tensor CenterCrop(torch::Tensor image, int64_t crop) {
   return image.slice(2, top, top + crop).slice(3, left, left + crop);
 }
 
+// Resize and crop of a float32 batch [N, 3, H, W] of pixel values 0..255 on the device.
+torch::Tensor ResizeAndCrop(torch::Tensor images, const Preprocess& options) {
+  if (options.resize > 0) {
+    const auto [height, width] = ResizedSize(images.size(2), images.size(3), options.resize);
+    // torchvision returns an image whose shorter side already has the size unchanged; the
+    // antialiased filter at scale 1 is the identity anyway, so skipping it changes no value.
+    if (height != images.size(2) || width != images.size(3)) {
+      images = at::_upsample_bilinear2d_aa(images, {height, width}, /*align_corners=*/false);
+      // torchvision resizes uint8 images in float and rounds the result back to uint8.
+      images = images.round_().clamp_(0, 255);
+    }
+  }
+  if (options.crop > 0) images = CenterCrop(images, options.crop);
+  return images;
+}
+
+// uint8 [N, H, W, C] on any device to float32 [N, 3, H, W] on `device`. uint8 crosses the bus: a
+// quarter of the bytes of float32. From pinned memory the copy is queued, not waited for.
+torch::Tensor ToDeviceFloat(const torch::Tensor& pixels, torch::Device device) {
+  return pixels.to(device, /*non_blocking=*/pixels.is_pinned())
+      .slice(/*dim=*/3, 0, 3)
+      .permute({0, 3, 1, 2})
+      .to(torch::kFloat);
+}
+
 }  // namespace
 
-torch::Tensor PreprocessImages(const std::vector<torch::Tensor>& images, const Preprocess& options,
-                               torch::Device device) {
-  std::vector<torch::Tensor> batch;
-  batch.reserve(images.size());
-  for (const auto& pixels : images) {
-    // uint8 crosses the bus: a quarter of the bytes of float32.
-    torch::Tensor image = pixels.to(device, /*non_blocking=*/false)
-                              .slice(/*dim=*/2, 0, 3)
-                              .permute({2, 0, 1})
-                              .unsqueeze(0)
-                              .to(torch::kFloat);
-    if (options.resize > 0) {
-      const auto [height, width] = ResizedSize(image.size(2), image.size(3), options.resize);
-      image = at::_upsample_bilinear2d_aa(image, {height, width}, /*align_corners=*/false);
-      // torchvision resizes uint8 images in float and rounds the result back to uint8.
-      image = image.round_().clamp_(0, 255);
+torch::Tensor PreprocessImages(const ImageBatch& images, const Preprocess& options, torch::Device device) {
+  torch::Tensor result;
+  if (images.stacked.defined()) {
+    // One upload and one kernel per step for the whole batch (per image, a batch of 256 launched
+    // thousands of small kernels).
+    result = ResizeAndCrop(ToDeviceFloat(images.stacked, device), options);
+  } else {
+    std::vector<torch::Tensor> batch;
+    batch.reserve(images.images.size());
+    for (const auto& pixels : images.images) {
+      batch.push_back(ResizeAndCrop(ToDeviceFloat(pixels.unsqueeze(0), device), options));
     }
-    if (options.crop > 0) image = CenterCrop(image, options.crop);
-    batch.push_back(image);
-  }
-  for (const auto& image : batch) {
-    if (image.sizes() != batch.front().sizes()) {
-      throw NativeError(code::kInvalidInput, "the images come out of preprocessing in different sizes (" +
-                                                 std::to_string(batch.front().size(2)) + "x" +
-                                                 std::to_string(batch.front().size(3)) + " and " +
-                                                 std::to_string(image.size(2)) + "x" +
-                                                 std::to_string(image.size(3)) +
-                                                 "); set preprocess.crop, or give images of one size");
+    for (const auto& image : batch) {
+      if (image.sizes() != batch.front().sizes()) {
+        throw NativeError(code::kInvalidInput, "the images come out of preprocessing in different sizes (" +
+                                                   std::to_string(batch.front().size(2)) + "x" +
+                                                   std::to_string(batch.front().size(3)) + " and " +
+                                                   std::to_string(image.size(2)) + "x" +
+                                                   std::to_string(image.size(3)) +
+                                                   "); set preprocess.crop, or give images of one size");
+      }
     }
+    result = torch::cat(batch, 0);
   }
-  torch::Tensor result = torch::cat(batch, 0).div_(255.0);
+  result.div_(255.0);
   if (!options.mean.empty()) {
     const auto shape = std::vector<int64_t>{1, 3, 1, 1};
     // float32, as torchvision's Normalize builds them from the image's dtype.

@@ -10,12 +10,21 @@
 
 namespace ltf {
 
-// `images`: uint8 CPU tensors [H, W, C], C = 3 (RGB) or 4 (RGBA: alpha is dropped). Returns a
-// float32 batch [N, 3, h, w] on `device`. Matches torchvision 0.14's Resize(antialias=True) +
+// uint8 images copied out of JS memory, HWC, C = 3 (RGB) or 4 (RGBA: alpha is dropped).
+struct ImageBatch {
+  // [N, H, W, C] when every image has the same height, width and channels (the common case: one
+  // upload, preprocessed as one batch); in pinned memory when the model runs on CUDA.
+  torch::Tensor stacked;
+  // Otherwise one [H, W, C] tensor per image.
+  std::vector<torch::Tensor> images;
+
+  int64_t size() const { return stacked.defined() ? stacked.size(0) : static_cast<int64_t>(images.size()); }
+};
+
+// Returns a float32 batch [N, 3, h, w] on `device`. Matches torchvision's Resize(antialias=True) +
 // CenterCrop + ConvertImageDtype + Normalize on uint8 tensors: bilinear with antialiasing, rounded
 // back to integers after the resize as torchvision does for uint8 images. Throws INVALID_INPUT when
 // the images do not come out the same size (no crop and different sizes).
-torch::Tensor PreprocessImages(const std::vector<torch::Tensor>& images, const Preprocess& options,
-                               torch::Device device);
+torch::Tensor PreprocessImages(const ImageBatch& images, const Preprocess& options, torch::Device device);
 
 }  // namespace ltf

@@ -1,6 +1,8 @@
 #include "tensor_io.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <limits>
 
 #include "errors.h"
@@ -34,7 +36,7 @@ std::vector<int64_t> ShapeFromJs(const Napi::Value& value) {
 
 }  // namespace
 
-torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape_value) {
+torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape_value, bool pinned) {
   if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
     throw Invalid("data must be a Float32Array");
   }
@@ -52,15 +54,20 @@ torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape_valu
                   std::to_string(elements));
   }
 
-  torch::Tensor tensor = torch::empty(shape, torch::kFloat);
+  pinned = pinned && static_cast<size_t>(elements) * sizeof(float) <= kMaxPinnedBytes;
+  torch::Tensor tensor = torch::empty(shape, torch::TensorOptions(torch::kFloat).pinned_memory(pinned));
   std::memcpy(tensor.data_ptr<float>(), array.Data(), static_cast<size_t>(elements) * sizeof(float));
   return tensor;
 }
 
-std::vector<torch::Tensor> ImagesFromJs(const Napi::Value& value) {
+ImageBatch ImagesFromJs(const Napi::Value& value, bool pinned) {
   if (!value.IsArray()) throw Invalid("images must be an array");
   const auto array = value.As<Napi::Array>();
-  std::vector<torch::Tensor> images;
+  struct View {
+    Napi::TypedArray typed;
+    int64_t dims[3];  // height, width, channels
+  };
+  std::vector<View> views;
   for (uint32_t i = 0; i < array.Length(); ++i) {
     const Napi::Value item = array.Get(i);
     if (!item.IsObject()) throw Invalid("images[" + std::to_string(i) + "] is not an object");
@@ -71,7 +78,7 @@ std::vector<torch::Tensor> ImagesFromJs(const Napi::Value& value) {
     if (typed.TypedArrayType() != napi_uint8_array && typed.TypedArrayType() != napi_uint8_clamped_array) {
       throw Invalid("images[" + std::to_string(i) + "].data is not a Uint8Array");
     }
-    int64_t dims[3];
+    View view{};
     const char* names[3] = {"height", "width", "channels"};
     for (int d = 0; d < 3; ++d) {
       const Napi::Value dim = image.Get(names[d]);
@@ -80,22 +87,47 @@ std::vector<torch::Tensor> ImagesFromJs(const Napi::Value& value) {
           number != static_cast<double>(static_cast<int64_t>(number))) {
         throw Invalid("images[" + std::to_string(i) + "]." + names[d] + " must be a positive integer");
       }
-      dims[d] = static_cast<int64_t>(number);
+      view.dims[d] = static_cast<int64_t>(number);
     }
-    if (dims[2] != 3 && dims[2] != 4)
+    if (view.dims[2] != 3 && view.dims[2] != 4)
       throw Invalid("images[" + std::to_string(i) + "].channels must be 3 or 4");
-    const int64_t bytes = dims[0] * dims[1] * dims[2];
+    const int64_t bytes = view.dims[0] * view.dims[1] * view.dims[2];
     if (static_cast<int64_t>(typed.ByteLength()) != bytes) {
       throw Invalid("images[" + std::to_string(i) + "].data has " + std::to_string(typed.ByteLength()) +
                     " bytes, not height x width x channels = " + std::to_string(bytes));
     }
-    torch::Tensor pixels = torch::empty({dims[0], dims[1], dims[2]}, torch::kUInt8);
-    const auto* source = static_cast<const uint8_t*>(typed.ArrayBuffer().Data()) + typed.ByteOffset();
-    std::memcpy(pixels.data_ptr<uint8_t>(), source, static_cast<size_t>(bytes));
-    images.push_back(std::move(pixels));
+    view.typed = typed;
+    views.push_back(view);
   }
-  if (images.empty()) throw Invalid("no images given");
-  return images;
+  if (views.empty()) throw Invalid("no images given");
+
+  // Pointers are taken only now that no more JS can run (a getter read above could have detached
+  // an earlier image's buffer); a detached buffer reads as 0 bytes and is refused here.
+  const auto pixels_of = [](const View& view) {
+    const auto bytes = static_cast<size_t>(view.dims[0] * view.dims[1] * view.dims[2]);
+    if (view.typed.ByteLength() != bytes) throw Invalid("an image's data changed size while it was read");
+    return static_cast<const uint8_t*>(view.typed.ArrayBuffer().Data()) + view.typed.ByteOffset();
+  };
+  const auto same = [&](const View& v) {
+    return std::equal(std::begin(v.dims), std::end(v.dims), std::begin(views.front().dims));
+  };
+  ImageBatch batch;
+  if (std::all_of(views.begin(), views.end(), same)) {
+    const auto* dims = views.front().dims;
+    const auto bytes = static_cast<size_t>(dims[0] * dims[1] * dims[2]);
+    pinned = pinned && bytes * views.size() <= kMaxPinnedBytes;
+    batch.stacked = torch::empty({static_cast<int64_t>(views.size()), dims[0], dims[1], dims[2]},
+                                 torch::TensorOptions(torch::kUInt8).pinned_memory(pinned));
+    auto* target = batch.stacked.data_ptr<uint8_t>();
+    for (size_t i = 0; i < views.size(); ++i) std::memcpy(target + i * bytes, pixels_of(views[i]), bytes);
+    return batch;
+  }
+  for (const auto& view : views) {
+    torch::Tensor pixels = torch::empty({view.dims[0], view.dims[1], view.dims[2]}, torch::kUInt8);
+    std::memcpy(pixels.data_ptr<uint8_t>(), pixels_of(view), static_cast<size_t>(pixels.numel()));
+    batch.images.push_back(std::move(pixels));
+  }
+  return batch;
 }
 
 Napi::Array OutputsToJs(Napi::Env env, const std::vector<torch::Tensor>& tensors) {

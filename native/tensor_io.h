@@ -7,16 +7,22 @@
 
 #include <vector>
 
+#include "pinned.h"
+#include "preprocess.h"
+
 namespace ltf {
 
 // Copies a Float32Array and its shape (validated by lib/input.ts; asserted again here so that no
-// call can read out of bounds) into a new CPU tensor. The caller may reuse its buffer at once.
-// Main thread only. Throws NativeError(INVALID_INPUT).
-torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape);
+// call can read out of bounds) into a new CPU tensor, in pinned (page-locked) memory when
+// `pinned`: what a CUDA model takes, so that the upload is one DMA transfer that need not be
+// waited for. The caller may reuse its buffer at once. Main thread only. Throws
+// NativeError(INVALID_INPUT).
+torch::Tensor InputFromJs(const Napi::Value& data, const Napi::Value& shape, bool pinned);
 
 // Copies images [{ data: Uint8Array | Uint8ClampedArray, width, height, channels: 3 | 4 }] (HWC,
-// validated by lib/input.ts) into uint8 CPU tensors [H, W, C]. Main thread only.
-std::vector<torch::Tensor> ImagesFromJs(const Napi::Value& images);
+// validated by lib/input.ts) into uint8 CPU tensors: one [N, H, W, C] tensor when all have the same
+// size (pinned when `pinned`), else one [H, W, C] each. Main thread only.
+ImageBatch ImagesFromJs(const Napi::Value& images, bool pinned);
 
 // Copies a contiguous float32 CPU tensor into { data: Float32Array, shape: number[] }.
 // Main thread only.

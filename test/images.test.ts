@@ -39,6 +39,27 @@ describe('preprocessing on the device', () => {
     }
   });
 
+  it('images of one size are preprocessed as one batch, with the numbers torchvision gives each', () => {
+    // Same size: one [N, H, W, C] upload and one kernel per step; mixed sizes: one by one.
+    const n = 3 * 224 * 224;
+    const reference = readTensor(pre.tensor).data;
+    const ex = preprocessed();
+    const same = ex.extractSync([photos[2], photos[2]]);
+    assert.deepEqual(same.shape, [2, 3, 224, 224]);
+    for (const row of [0, 1]) {
+      assert.ok(maxAbsDiff(same.data.subarray(row * n, (row + 1) * n), reference.subarray(2 * n, 3 * n)) <= 1e-6, `row ${row}`);
+    }
+    const rgbaPair = ex.extractSync([rgba, rgba]);
+    assert.deepEqual(rgbaPair.data.subarray(0, n), ex.extractSync(photos[0]).data);
+  });
+
+  it('a resize to the size an image already has changes no value (it is skipped)', () => {
+    // chelsea is 300x451: its shorter side is already 300.
+    const resized = preprocessed({ preprocess: { resize: 300, crop: 224 } }).extractSync(photos[0]);
+    const cropped = preprocessed({ preprocess: { resize: false, crop: 224 } }).extractSync(photos[0]);
+    assert.deepEqual(resized.data, cropped.data);
+  });
+
   it('RGBA drops alpha; a Uint8ClampedArray (canvas ImageData) works; one image or an array', () => {
     const ex = preprocessed();
     const rgb = ex.extractSync(photos[0]);
