@@ -19,6 +19,23 @@ std::string StripTrailer(std::string message) {
   return message;
 }
 
+// LibTorch's words for an allocation that failed. The TorchScript interpreter rethrows what a
+// model's operator threw as a plain c10::Error carrying a traceback, so an out-of-memory error from
+// inside a model arrives with its type lost: it is recognised by these words.
+constexpr const char* kOutOfMemoryWords[] = {"CUDA out of memory", "DefaultCPUAllocator: not enough memory",
+                                             "DefaultCPUAllocator: can't allocate memory"};
+
+// The line of `message` that says what ran out, from those words on; "" when there is none.
+std::string OutOfMemoryLine(const std::string& message) {
+  for (const char* words : kOutOfMemoryWords) {
+    const auto at = message.rfind(words);
+    if (at == std::string::npos) continue;
+    const auto end = message.find('\n', at);
+    return message.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  }
+  return "";
+}
+
 }  // namespace
 
 ErrorInfo Describe(std::exception_ptr error, const char* fallback_code) noexcept {
@@ -31,7 +48,12 @@ ErrorInfo Describe(std::exception_ptr error, const char* fallback_code) noexcept
       return {code::kOutOfMemory, "out of memory: " + StripTrailer(e.what_without_backtrace()) +
                                       " (try a smaller batch or input size)"};
     } catch (const c10::Error& e) {
-      return {fallback_code, StripTrailer(e.what_without_backtrace())};
+      std::string message = StripTrailer(e.what_without_backtrace());
+      const std::string out_of_memory = OutOfMemoryLine(message);
+      if (!out_of_memory.empty()) {
+        return {code::kOutOfMemory, "out of memory: " + out_of_memory + " (try a smaller batch or input size)"};
+      }
+      return {fallback_code, std::move(message)};
     } catch (const std::bad_alloc&) {
       return {code::kOutOfMemory, "out of host memory (try a smaller batch or input size)"};
     } catch (const std::exception& e) {
