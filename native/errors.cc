@@ -20,8 +20,10 @@ std::string StripTrailer(std::string message) {
 }
 
 // LibTorch's words for an allocation that failed. The TorchScript interpreter rethrows what a
-// model's operator threw as a plain c10::Error carrying a traceback, so an out-of-memory error from
-// inside a model arrives with its type lost: it is recognised by these words.
+// model's operator threw as a std::runtime_error carrying the model's traceback (LibTorch 2.11 on
+// an H100: "The following operation failed in the TorchScript interpreter. ... RuntimeError: CUDA
+// out of memory. Tried to allocate 64.00 GiB ..."), so an out-of-memory error from inside a model
+// arrives with its type lost: it is recognised by these words.
 constexpr const char* kOutOfMemoryWords[] = {"CUDA out of memory", "DefaultCPUAllocator: not enough memory",
                                              "DefaultCPUAllocator: can't allocate memory"};
 
@@ -36,6 +38,15 @@ std::string OutOfMemoryLine(const std::string& message) {
   return "";
 }
 
+// OUT_OF_MEMORY with the allocator's line where `message` has one, else `fallback_code`.
+ErrorInfo OutOfMemoryOr(std::string message, const char* fallback_code) {
+  const std::string out_of_memory = OutOfMemoryLine(message);
+  if (!out_of_memory.empty()) {
+    return {code::kOutOfMemory, "out of memory: " + out_of_memory + " (try a smaller batch or input size)"};
+  }
+  return {fallback_code, std::move(message)};
+}
+
 }  // namespace
 
 ErrorInfo Describe(std::exception_ptr error, const char* fallback_code) noexcept {
@@ -48,16 +59,11 @@ ErrorInfo Describe(std::exception_ptr error, const char* fallback_code) noexcept
       return {code::kOutOfMemory, "out of memory: " + StripTrailer(e.what_without_backtrace()) +
                                       " (try a smaller batch or input size)"};
     } catch (const c10::Error& e) {
-      std::string message = StripTrailer(e.what_without_backtrace());
-      const std::string out_of_memory = OutOfMemoryLine(message);
-      if (!out_of_memory.empty()) {
-        return {code::kOutOfMemory, "out of memory: " + out_of_memory + " (try a smaller batch or input size)"};
-      }
-      return {fallback_code, std::move(message)};
+      return OutOfMemoryOr(StripTrailer(e.what_without_backtrace()), fallback_code);
     } catch (const std::bad_alloc&) {
       return {code::kOutOfMemory, "out of host memory (try a smaller batch or input size)"};
     } catch (const std::exception& e) {
-      return {fallback_code, StripTrailer(e.what())};
+      return OutOfMemoryOr(StripTrailer(e.what()), fallback_code);
     } catch (...) {
       return {code::kInternal, "an unknown native exception was raised"};
     }

@@ -82,8 +82,8 @@ describe('every kind of C++ exception becomes an ExtractorError, sync and async'
   const kinds: [string, string, RegExp][] = [
     ['c10', 'FORWARD_FAILED', /a c10::Error from TORCH_CHECK/],
     ['oom', 'OUT_OF_MEMORY', /out of memory.*smaller batch/],
-    // Inside a model the interpreter rethrows it as a plain c10::Error: recognised by its words,
-    // and the traceback left out.
+    // Inside a model the interpreter rethrows it as a std::runtime_error: recognised by its
+    // words, and the traceback left out.
     ['oom_in_model', 'OUT_OF_MEMORY', /^out of memory: CUDA out of memory\. Tried to allocate 64\.00 GiB \(test\)\. \(try a smaller batch/],
     ['bad_alloc', 'OUT_OF_MEMORY', /out of host memory/],
     ['std', 'FORWARD_FAILED', /a std::runtime_error/],
