@@ -12,8 +12,8 @@ namespace {
 struct Tf32State {
   std::mutex mutex;
   std::condition_variable changed;
-  int running = 0;         // forwards inside a scope, all with the choice `allow`
-  bool allow = false;      // the flag as the running forwards hold it
+  int running = 0;          // forwards inside a scope, all with the choice `allow`
+  bool allow = false;       // the flag as the running forwards hold it
   int waiting[2] = {0, 0};  // forwards waiting to enter, by choice
 };
 
@@ -28,9 +28,8 @@ Tf32Scope::Tf32Scope(bool allow) : allow_(allow) {
   auto& state = State();
   std::unique_lock<std::mutex> lock(state.mutex);
   ++state.waiting[allow];
-  state.changed.wait(lock, [&] {
-    return state.running == 0 || (state.allow == allow && state.waiting[!allow] == 0);
-  });
+  state.changed.wait(
+      lock, [&] { return state.running == 0 || (state.allow == allow && state.waiting[!allow] == 0); });
   --state.waiting[allow];
   if (state.running == 0) {
     state.allow = allow;

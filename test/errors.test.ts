@@ -100,6 +100,10 @@ describe('layer errors', () => {
       () => new Extractor(RESNET18, 'layer4', { devise: 'cpu' } as never),
       expectError('INVALID_ARGUMENT', /Unknown option 'devise'/),
     );
+    assert.throws(
+      () => new Extractor(RESNET18, 'layer4', { tf32: 'yes' as never }),
+      expectError('INVALID_ARGUMENT', /true or false for tf32/),
+    );
     await assert.rejects(Extractor.create(RESNET18, 'layer4', 'cpu' as never), expectError('INVALID_ARGUMENT', /options/));
   });
 });

@@ -41,6 +41,12 @@ describe('CPU', () => {
     );
   });
 
+  it('tf32 changes nothing on the CPU: the same bits', () => {
+    const strict = new Extractor(RESNET18, 'layer2', { device: 'cpu' }).extractSync(batch);
+    const tf32 = new Extractor(RESNET18, 'layer2', { device: 'cpu', tf32: true }).extractSync(batch);
+    assert.deepEqual(tf32.data, strict.data);
+  });
+
   it('channelsLast: the float32 result within the CPU tolerance, both strategies', () => {
     for (const layer of ['layer4', 'layer3.1.conv2']) {
       const ex = new Extractor(RESNET18, layer, { device: 'cpu', channelsLast: true });

@@ -25,6 +25,10 @@ export async function uses(photo: Uint8Array): Promise<void> {
   void built;
   // @ts-expect-error: the report is read-only
   fast.onednn.winograd = 3;
+  const gpu = new Extractor('resnet18.pt', 'layer4', { device: 'cuda', tf32: true });
+  void gpu;
+  // @ts-expect-error: tf32 is a boolean
+  new Extractor('resnet18.pt', 'layer4', { tf32: 'on' });
 
   const layers: LayerInfo[] = Extractor.listLayers('resnet18.pt', { nested: true });
   void layers;
