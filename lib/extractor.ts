@@ -3,7 +3,7 @@ import { getBinding, type NativeExtractor, type NativeTensor } from './binding';
 import { ExtractorError, awaitNative, callNative, callSite } from './errors';
 import { FeatureTensor } from './feature-tensor';
 import { normalizeAnyInput } from './input';
-import { normalizeLayers, normalizeModel, normalizeOptions, type LayerRequest } from './options';
+import { normalizeLayers, normalizeModel, normalizeOptions, ownProperties, type LayerRequest } from './options';
 import { type VerifyOptions, type VerifyReport, verifyModel } from './isolate';
 import { ModelSummary } from './summary';
 import type { ExtractInput, ExtractorOptions, Features, LayerInfo, LayerSpec, ModelSource, OneDnnReport, RuntimeInfo } from './types';
@@ -11,8 +11,17 @@ import type { ExtractInput, ExtractorOptions, Features, LayerInfo, LayerSpec, Mo
 // Symbol.dispose exists from Node 20 on (as Symbol(nodejs.dispose) before the language had it).
 const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 
-// Hands a model loaded by Extractor.create() to the constructor, which runs synchronously.
-let adopted: NativeExtractor | undefined;
+// What Extractor.create() loaded, handed to the one constructor call it makes: set just before
+// that call and cleared in its `finally`, so that nothing is ever left for a later constructor
+// (the constructor takes it first thing, before any code of the caller's can run).
+interface Adoption {
+  native: NativeExtractor;
+  source: string | Uint8Array;
+  request: LayerRequest;
+  settings: ReturnType<typeof normalizeOptions>;
+  layer: LayerSpec;
+}
+let adopting: Adoption | undefined;
 
 function withIndex(layers: { name: string; type: string }[]): LayerInfo[] {
   return layers.map((layer, index) => Object.freeze({ index, name: layer.name, type: layer.type }));
@@ -70,20 +79,29 @@ export class Extractor<L extends LayerSpec = string> {
    *   the layers), UNSUPPORTED_CUT, DEVICE_UNAVAILABLE, INVALID_ARGUMENT
    */
   constructor(model: ModelSource, layer: L, options?: ExtractorOptions) {
-    this.#source = normalizeModel(model);
-    this.#request = normalizeLayers(layer);
-    const settings = normalizeOptions(options);
-    if (options?.isolate && !adopted) {
-      throw new ExtractorError('INVALID_ARGUMENT', 'isolate needs Extractor.create(), which can wait for the child process');
+    const adoption = adopting;
+    adopting = undefined;
+    let native: NativeExtractor;
+    if (adoption) {
+      // Built by create() from what it checked before loading: the caller's objects are not read
+      // again (they may have changed while the model loaded).
+      ({ native, source: this.#source, request: this.#request } = adoption);
+      this.#allowUnsafe = adoption.settings.allowUnsafeOperations;
+      this.layer = adoption.layer as L;
+    } else {
+      this.#source = normalizeModel(model);
+      this.#request = normalizeLayers(layer);
+      const settings = normalizeOptions(options);
+      if (options !== undefined && options !== null && ownProperties(options).isolate) {
+        throw new ExtractorError('INVALID_ARGUMENT', 'isolate needs Extractor.create(), which can wait for the child process');
+      }
+      this.#allowUnsafe = settings.allowUnsafeOperations;
+      this.layer = freezeSpec(layer);
+      native = callNative(() => getBinding().load(this.#source, this.#request.names, settings));
     }
-    this.#allowUnsafe = settings.allowUnsafeOperations;
-    let native = adopted;
-    adopted = undefined;
-    native ??= callNative(() => getBinding().load(this.#source, this.#request.names, settings));
     const info = native.describe();
     this.#native = native;
     this.layers = Object.freeze(withIndex(info.layers));
-    this.layer = freezeSpec(layer);
     this.outputNames = Object.freeze([...this.#request.keys]);
     this.keptLayers = Object.freeze([...info.kept]);
     this.device = info.device;
@@ -101,13 +119,19 @@ export class Extractor<L extends LayerSpec = string> {
     const source = normalizeModel(model);
     const request = normalizeLayers(layer);
     const settings = normalizeOptions(options);
-    if (options?.isolate) {
-      const limits = typeof options.isolate === 'object' ? options.isolate : {};
-      await verifyModel(source, { ...limits, layer, allowUnsafeOperations: settings.allowUnsafeOperations });
+    const frozen = freezeSpec(layer);
+    const isolate = options !== undefined && options !== null ? ownProperties(options).isolate : undefined;
+    if (isolate) {
+      const limits = typeof isolate === 'object' ? ownProperties(isolate) : {};
+      await verifyModel(source, { ...limits, layer: frozen, allowUnsafeOperations: settings.allowUnsafeOperations });
     }
     const native = await awaitNative(site, getBinding().loadAsync(source, request.names, settings));
-    adopted = native;
-    return new Extractor(model, layer, options);
+    adopting = { native, source, request, settings, layer: frozen };
+    try {
+      return new Extractor(model, frozen, options);
+    } finally {
+      adopting = undefined;
+    }
   }
 
   /**
@@ -217,7 +241,15 @@ export class Extractor<L extends LayerSpec = string> {
   #features(outputs: NativeTensor[]): Features<L> {
     if (this.#request.single) return new FeatureTensor(outputs[0].data, outputs[0].shape) as Features<L>;
     const record: Record<string, FeatureTensor> = {};
-    this.#request.keys.forEach((key, i) => (record[key] = new FeatureTensor(outputs[i].data, outputs[i].shape)));
+    // Defined, not assigned: an output named '__proto__' is a key like any other.
+    this.#request.keys.forEach((key, i) =>
+      Object.defineProperty(record, key, {
+        value: new FeatureTensor(outputs[i].data, outputs[i].shape),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      }),
+    );
     return record as Features<L>;
   }
 }

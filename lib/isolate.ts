@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { ExtractorError, type ErrorCode } from './errors';
-import { describe } from './options';
+import { describe, ownProperties } from './options';
 import type { LayerInfo, ModelSource } from './types';
 
 /** Options of {@link verifyModel}. */
@@ -54,8 +54,10 @@ function rssMiB(pid: number): number | undefined {
   }
 }
 
-function check(options: VerifyOptions): Required<Omit<VerifyOptions, 'layer'>> & Pick<VerifyOptions, 'layer'> {
+function check(given: VerifyOptions): Required<Omit<VerifyOptions, 'layer'>> & Pick<VerifyOptions, 'layer'> {
   const bad = (message: string) => new ExtractorError('INVALID_ARGUMENT', message);
+  // Own properties only: nothing planted on Object.prototype is taken for a limit or a permission.
+  const options = ownProperties(given) as VerifyOptions;
   const timeoutMs = options.timeoutMs ?? 60_000;
   const maxMemoryMiB = options.maxMemoryMiB ?? 4096;
   const inputShape = options.inputShape ?? [1, 3, 224, 224];

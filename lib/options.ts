@@ -62,6 +62,18 @@ function invalid(message: string): ExtractorError {
   return new ExtractorError('INVALID_ARGUMENT', message);
 }
 
+/**
+ * The own enumerable properties of an options object, in an object with no prototype: options
+ * are read from these alone, so that a property planted on `Object.prototype`
+ * (`allowUnsafeOperations`, say) is never taken for one the caller gave.
+ */
+export function ownProperties(value: object): Record<string, unknown> {
+  return Object.assign(Object.create(null) as Record<string, unknown>, value);
+}
+
+/** The longest layer name taken: far beyond any module path, short enough to search safely. */
+export const MAX_LAYER_NAME = 1024;
+
 /** The layer names native code takes, and the keys the results get. */
 export interface LayerRequest {
   names: string[];
@@ -71,6 +83,10 @@ export interface LayerRequest {
 
 /** Checks a model argument: a path to a TorchScript file, or its bytes. */
 export function normalizeModel(model: unknown): string | Uint8Array {
+  if (typeof model === 'string' && model.includes('\0')) {
+    // Native code would read the path up to the NUL: a different file than the one named.
+    throw invalid(`Expected a path without NUL characters for model but received ${describe(model)}`);
+  }
   if (typeof model === 'string' && model.length > 0) return path.resolve(model);
   if (model instanceof Uint8Array) {
     if (model.byteLength === 0) throw invalid('Expected the bytes of a TorchScript file for model but received 0 bytes');
@@ -83,6 +99,9 @@ export function normalizeModel(model: unknown): string | Uint8Array {
 function checkName(name: unknown, what: string): string {
   if (typeof name !== 'string' || name.length === 0) {
     throw invalid(`Expected a layer name such as 'layer4' or 'layer3.1.conv2' for ${what} but received ${describe(name)}`);
+  }
+  if (name.length > MAX_LAYER_NAME) {
+    throw invalid(`Expected a layer name of at most ${MAX_LAYER_NAME} characters for ${what} but received one of ${name.length}`);
   }
   return name;
 }
@@ -170,7 +189,7 @@ function normalizePreprocess(value: unknown): NativeOptions['preprocess'] {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalid(`Expected an object or false for preprocess but received ${describe(value)}`);
   }
-  const given = value as Record<string, unknown>;
+  const given = ownProperties(value);
   for (const key of Object.keys(given)) {
     if (!PREPROCESS_NAMES.includes(key)) {
       throw invalid(`Unknown option 'preprocess.${key}'; the options are: ${PREPROCESS_NAMES.join(', ')}`);
@@ -194,7 +213,7 @@ export function normalizeOptions(options: unknown): NativeOptions {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw invalid(`Expected an object for options but received ${describe(options)}`);
   }
-  const given = options as Record<string, unknown>;
+  const given = ownProperties(options);
   for (const key of Object.keys(given)) {
     if (!OPTION_NAMES.includes(key)) throw invalid(`Unknown option '${key}'; the options are: ${OPTION_NAMES.join(', ')}`);
   }

@@ -6,7 +6,6 @@
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include <algorithm>
-#include <regex>
 #include <unordered_set>
 
 #include "errors.h"
@@ -116,10 +115,16 @@ using torch::jit::Value;
 
 Target ResolveTarget(const Module& root, const std::string& name) {
   if (!name.empty() && FindModule(root, name)) return {name, name};
-  static const std::regex kRepeated(R"((.+)_([1-9][0-9]*))");
-  std::smatch match;
-  if (std::regex_match(name, match, kRepeated) && FindModule(root, match[1].str())) {
-    return {name, match[1].str()};
+  // "<module>_<N>", N from 1 without leading zeros: the (N+1)-th call of that module. Parsed by
+  // hand: std::regex matches recursively, a stack frame per character (a 30,000-character name
+  // overflowed the stack).
+  const auto underscore = name.rfind('_');
+  if (underscore != std::string::npos && underscore > 0 && underscore + 1 < name.size() &&
+      name[underscore + 1] != '0' &&
+      std::all_of(name.begin() + static_cast<std::ptrdiff_t>(underscore) + 1, name.end(),
+                  [](char c) { return c >= '0' && c <= '9'; })) {
+    const std::string module = name.substr(0, underscore);
+    if (FindModule(root, module)) return {name, module};
   }
   // Say what exists around the name: the children of the deepest module its prefix names.
   std::string parent = name;
