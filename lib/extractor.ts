@@ -1,4 +1,6 @@
 /** The Extractor: a TorchScript model cut at one or more layers, ready to run. */
+import * as fs from 'node:fs';
+
 import { getBinding, type NativeExtractor, type NativeTensor } from './binding';
 import { ExtractorError, awaitNative, callNative, callSite } from './errors';
 import { FeatureTensor } from './feature-tensor';
@@ -22,6 +24,18 @@ interface Adoption {
   layer: LayerSpec;
 }
 let adopting: Adoption | undefined;
+
+/** A model file's bytes, or the error the native loader would give for it. */
+function readModelFile(file: string): Uint8Array {
+  try {
+    return fs.readFileSync(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ExtractorError('MODEL_NOT_FOUND', `model file not found: ${file}`);
+    if (code === 'EISDIR') throw new ExtractorError('MODEL_LOAD_FAILED', `model path is a directory, not a TorchScript file: ${file}`);
+    throw new ExtractorError('MODEL_LOAD_FAILED', `could not read the model file ${file}: ${(error as Error).message}`);
+  }
+}
 
 function withIndex(layers: { name: string; type: string }[]): LayerInfo[] {
   return layers.map((layer, index) => Object.freeze({ index, name: layer.name, type: layer.type }));
@@ -116,14 +130,22 @@ export class Extractor<L extends LayerSpec = string> {
    */
   static async create<L extends LayerSpec>(model: ModelSource, layer: L, options?: ExtractorOptions): Promise<Extractor<L>> {
     const site = callSite();
-    const source = normalizeModel(model);
+    let source = normalizeModel(model);
     const request = normalizeLayers(layer);
     const settings = normalizeOptions(options);
     const frozen = freezeSpec(layer);
     const isolate = options !== undefined && options !== null ? ownProperties(options).isolate : undefined;
     if (isolate) {
       const limits = typeof isolate === 'object' ? ownProperties(isolate) : {};
-      await verifyModel(source, { ...limits, layer: frozen, allowUnsafeOperations: settings.allowUnsafeOperations });
+      // Read once: the bytes the child tried are the bytes loaded here, whatever happens to the
+      // file in between.
+      if (typeof source === 'string') source = readModelFile(source);
+      await verifyModel(source, {
+        ...limits,
+        layer: frozen,
+        allowUnsafeOperations: settings.allowUnsafeOperations,
+        options: { ...settings },
+      });
     }
     const native = await awaitNative(site, getBinding().loadAsync(source, request.names, settings));
     adopting = { native, source, request, settings, layer: frozen };

@@ -25,6 +25,12 @@ export interface VerifyOptions {
   maxMemoryMiB?: number;
   /** Allow code that reads or writes files (see ExtractorOptions). Default false. */
   allowUnsafeOperations?: boolean;
+  /**
+   * The options the extractor will be built with (`device`, `dtype`, `channelsLast`, `optimize`,
+   * `winograd`, `tf32`, `pool`, `normalize`): the child tries those. Default: the CPU in float32.
+   * `Extractor.create({ isolate })` passes its own.
+   */
+  options?: Readonly<Record<string, unknown>>;
 }
 
 /** What the child found. */
@@ -68,14 +74,24 @@ function check(given: VerifyOptions): Required<Omit<VerifyOptions, 'layer'>> & P
   if (!Array.isArray(inputShape) || inputShape.length !== 4 || !inputShape.every((d) => Number.isInteger(d) && d > 0 && d <= 4096)) {
     throw bad(`Expected [N, C, H, W] positive integers for inputShape but received ${describe(inputShape)}`);
   }
-  return { layer: options.layer, inputShape, timeoutMs, maxMemoryMiB, allowUnsafeOperations: options.allowUnsafeOperations ?? false };
+  if (options.options !== undefined && (options.options === null || typeof options.options !== 'object')) {
+    throw bad(`Expected an object for options but received ${describe(options.options)}`);
+  }
+  return {
+    layer: options.layer,
+    inputShape,
+    timeoutMs,
+    maxMemoryMiB,
+    allowUnsafeOperations: options.allowUnsafeOperations ?? false,
+    options: options.options ?? {},
+  };
 }
 
 /**
  * Loads `model` in a child process, cuts it and runs one forward on zeros, within time and memory
  * limits. Resolves with what it found; rejects with the in-process error's code when the model is
  * simply unusable (MODEL_LOAD_FAILED, LAYER_NOT_FOUND, UNSAFE_MODEL, ...), and with MODEL_REJECTED
- * when the child crashed, ran out of time or went over its memory limit.
+ * when the child crashed, ran out of time, went over its memory limit or could not be started.
  */
 export async function verifyModel(model: ModelSource, options: VerifyOptions = {}): Promise<VerifyReport> {
   const settings = check(options);
@@ -95,21 +111,62 @@ export async function verifyModel(model: ModelSource, options: VerifyOptions = {
   }
 }
 
+/** The child's answer (lib/verify-child.ts). */
+interface Verdict {
+  ok?: boolean;
+  code?: ErrorCode;
+  message?: string;
+  report?: VerifyReport;
+}
+
+// The child's stderr kept for the error message: its end, at most this many characters.
+const MAX_STDERR = 16 * 1024;
+
+/** The extractor options the child loads with: the real load's, or the CPU's defaults. */
+function childOptions(settings: ReturnType<typeof check>): Record<string, unknown> {
+  const given = settings.options ? ownProperties(settings.options) : {};
+  const options: Record<string, unknown> = { device: 'cpu' };
+  for (const key of ['device', 'dtype', 'channelsLast', 'optimize', 'winograd', 'tf32', 'pool', 'normalize']) {
+    if (given[key] !== undefined && given[key] !== '') options[key] = given[key];
+  }
+  options.allowUnsafeOperations = settings.allowUnsafeOperations;
+  return options;
+}
+
 function runChild(file: string, settings: ReturnType<typeof check>): Promise<VerifyReport> {
   return new Promise((resolve, reject) => {
-    const request = JSON.stringify({
-      file,
-      layer: settings.layer,
-      inputShape: settings.inputShape,
-      allowUnsafeOperations: settings.allowUnsafeOperations,
+    const request = { file, layer: settings.layer, inputShape: settings.inputShape, options: childOptions(settings) };
+    let settled = false;
+    const settle = (error: ExtractorError | undefined, report?: VerifyReport) => {
+      if (settled) return;
+      settled = true;
+      clearInterval(watch);
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve(report!);
+    };
+    const rejected = (why: string) => new ExtractorError('MODEL_REJECTED', `the model was rejected: ${why}`);
+    // The verdict comes over the IPC channel, which the model's code cannot write to (its print()
+    // goes to stdout, which is not even read). In Electron, process.execPath is the app: it runs
+    // as plain Node.
+    const child = spawn(process.execPath, [CHILD], {
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      serialization: 'json',
+      env: process.versions.electron ? { ...process.env, ELECTRON_RUN_AS_NODE: '1' } : process.env,
     });
-    const child = spawn(process.execPath, [CHILD, request], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
     let stderr = '';
     let peak = 0;
     let killedFor: string | undefined;
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
+    let verdict: Verdict | undefined;
+    child.stderr?.on('data', (chunk) => (stderr = (stderr + chunk).slice(-MAX_STDERR)));
+    child.on('message', (message) => (verdict ??= message as Verdict));
+    child.on('error', (error) => {
+      child.kill('SIGKILL');
+      settle(rejected(`the child process to try it in could not be started (${error.message})`));
+    });
+    child.send(request, (error) => {
+      if (error) child.kill('SIGKILL');
+    });
     const watch = setInterval(() => {
       const rss = child.pid === undefined ? undefined : rssMiB(child.pid);
       if (rss !== undefined) peak = Math.max(peak, rss);
@@ -123,34 +180,19 @@ function runChild(file: string, settings: ReturnType<typeof check>): Promise<Ver
       child.kill('SIGKILL');
     }, settings.timeoutMs);
     child.on('close', (code, signal) => {
-      clearInterval(watch);
-      clearTimeout(timer);
-      const last = stdout.trim().split('\n').pop() ?? '';
-      let message: { ok?: boolean; code?: ErrorCode; message?: string; report?: VerifyReport } = {};
-      try {
-        message = JSON.parse(last);
-      } catch {
-        // no report: the child died
-      }
+      const tail = stderr.trim() ? ` (${stderr.trim().split('\n').pop()})` : '';
       if (killedFor) {
-        reject(
-          new ExtractorError(
-            'MODEL_REJECTED',
-            `the model was rejected: loading and running it in a child process was stopped because ${killedFor}`,
-          ),
-        );
-      } else if (message.ok && message.report) {
-        resolve({ ...message.report, peakMemoryMiB: Math.max(peak, message.report.peakMemoryMiB) });
-      } else if (message.code) {
-        reject(new ExtractorError(message.code, message.message ?? 'the model could not be used'));
-      } else {
+        settle(rejected(`loading and running it in a child process was stopped because ${killedFor}`));
+      } else if (signal || code !== 0) {
+        // Whatever it said before: a child that did not end cleanly is never a pass.
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        reject(
-          new ExtractorError(
-            'MODEL_REJECTED',
-            `the model was rejected: the child process that loaded it ${how}${stderr.trim() ? ` (${stderr.trim().split('\n').pop()})` : ''}`,
-          ),
-        );
+        settle(rejected(`the child process that loaded it ${how}${tail}`));
+      } else if (verdict?.ok && verdict.report) {
+        settle(undefined, { ...verdict.report, peakMemoryMiB: Math.max(peak, verdict.report.peakMemoryMiB) });
+      } else if (verdict?.code) {
+        settle(new ExtractorError(verdict.code, verdict.message ?? 'the model could not be used'));
+      } else {
+        settle(rejected(`the child process that loaded it ended without a verdict${tail}`));
       }
     });
   });
