@@ -2,6 +2,8 @@
  * Validation of extract() inputs, before anything goes native: a Float32Array with its shape, or a
  * float32 ndarray (copied to row-major order when it is a strided view).
  */
+import { types } from 'node:util';
+
 import { ExtractorError } from './errors';
 import { describe } from './options';
 import type { ExtractInput, ImageInput } from './types';
@@ -71,6 +73,44 @@ function packed(data: Float32Array, shape: number[], stride: number[], offset: n
   return out;
 }
 
+/**
+ * Checks an ndarray's stride and offset: integers, and every element the shape reaches inside the
+ * data (a short array, or an offset past its end, would read undefined: NaN features).
+ */
+function checkStrides(
+  input: { stride: unknown[]; offset: unknown },
+  shape: number[],
+  length: number,
+): { stride: number[]; offset: number } {
+  const stride = [...input.stride];
+  const { offset } = input;
+  if (stride.length !== shape.length || !stride.every((s) => Number.isSafeInteger(s))) {
+    throw invalid(`Expected ${shape.length} integer strides for the ndarray but received [${stride.map(String).join(', ')}]`);
+  }
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0) {
+    throw invalid(`Expected a non-negative integer offset for the ndarray but received ${describe(offset)}`);
+  }
+  let lowest = offset as number;
+  let highest = offset as number;
+  shape.forEach((dim, d) => {
+    const span = (dim - 1) * (stride[d] as number);
+    if (span < 0) lowest += span;
+    else highest += span;
+  });
+  if (lowest < 0 || highest >= length) {
+    throw invalid(
+      `the ndarray reaches elements ${lowest} to ${highest} of its data, which holds ${length} values ` +
+        `(shape [${shape.join(', ')}], stride [${stride.join(', ')}], offset ${offset})`,
+    );
+  }
+  return { stride: stride as number[], offset: offset as number };
+}
+
+/** describe(), saying so when a value passes for a typed array without being one (a Proxy). */
+function describeData(data: unknown): string {
+  return types.isProxy(data) ? 'a Proxy (give the typed array itself)' : describe(data);
+}
+
 function isRowMajor(shape: number[], stride: number[]): boolean {
   let expected = 1;
   for (let d = shape.length - 1; d >= 0; d--) {
@@ -89,8 +129,9 @@ function checkImage(image: unknown, what: string): ImageInput {
     throw invalid(`Expected { data: Uint8Array, width, height, channels } for ${what} but received ${describe(image)}`);
   }
   const { data, width, height, channels } = image as Record<string, unknown>;
-  if (!(data instanceof Uint8Array) && !(data instanceof Uint8ClampedArray)) {
-    throw invalid(`Expected a Uint8Array or Uint8ClampedArray for ${what}.data but received ${describe(data)}`);
+  // util.types, not instanceof: a Proxy of a typed array passes instanceof but is no typed array.
+  if (!types.isUint8Array(data) && !types.isUint8ClampedArray(data)) {
+    throw invalid(`Expected a Uint8Array or Uint8ClampedArray for ${what}.data but received ${describeData(data)}`);
   }
   for (const [name, value] of [
     ['width', width],
@@ -129,14 +170,14 @@ export function normalizeInput(input: unknown): NormalizedInput {
     throw invalid(`Expected { data: Float32Array, shape: [N, C, H, W] }, an ndarray or images for input but received ${describe(input)}`);
   }
   const { data } = input as { data?: unknown };
-  if (!(data instanceof Float32Array)) {
-    throw invalid(`Expected a Float32Array for input.data but received ${describe(data)}`);
+  if (!types.isFloat32Array(data)) {
+    throw invalid(`Expected a Float32Array for input.data but received ${describeData(data)}`);
   }
   const shape = checkShape((input as { shape?: unknown }).shape);
   const count = elementCount(shape);
 
   if (isNdarray(input)) {
-    const { stride, offset } = input;
+    const { stride, offset } = checkStrides(input, shape, data.length);
     if (offset === 0 && isRowMajor(shape, stride) && data.length >= count) {
       return { data: data.length === count ? data : data.subarray(0, count), shape };
     }

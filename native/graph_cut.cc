@@ -33,7 +33,7 @@ void DropNeedlessClones(const std::vector<Node*>& clones) {
 
 std::vector<CallSite> ListCalls(const Module& root) {
   auto expanded =
-      ExpandForward(root, [&root](const std::string& path) { return HasChildren(*FindModule(root, path)); });
+      ExpandForward(root, [&root](const std::string& path) { return HasChildren(ModuleAt(root, path)); });
   std::vector<CallSite> cuttable;
   for (auto& call : expanded.calls) {
     if (call.output_index >= 0) cuttable.push_back(std::move(call));

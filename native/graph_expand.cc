@@ -23,6 +23,13 @@ using torch::jit::Value;
 // calls of the largest torchvision CNNs.
 constexpr int kMaxInlinedCalls = 100000;
 
+// How deep a condition is followed back to constants, and how deep ifs and loops may nest: the
+// conditions torchvision folds are a few operations deep. Beyond, a condition is left unfolded
+// (its branch kept) and nesting is refused, rather than recursing once per node of the model's
+// code (a 50,000-deep chain of `not` overflowed the stack).
+constexpr int kMaxFoldDepth = 256;
+constexpr int kMaxBlockDepth = 256;
+
 class Expander {
  public:
   Expander(const torch::jit::Module& root, std::shared_ptr<Graph> graph,
@@ -35,7 +42,11 @@ class Expander {
   }
 
  private:
-  void ScanBlock(Block* block, bool top_level) {
+  void ScanBlock(Block* block, bool top_level, int depth = 0) {
+    if (depth > kMaxBlockDepth) {
+      throw NativeError(code::kUnsupportedCut, "the model's forward nests ifs and loops more than " +
+                                                   std::to_string(kMaxBlockDepth) + " deep");
+    }
     Node* node = *block->nodes().begin();
     while (node != block->return_node()) {
       if (node->kind() == c10::prim::If) {
@@ -57,7 +68,7 @@ class Expander {
           }
         }
       }
-      for (Block* inner : node->blocks()) ScanBlock(inner, /*top_level=*/false);
+      for (Block* inner : node->blocks()) ScanBlock(inner, /*top_level=*/false, depth + 1);
       node = node->next();
     }
   }
@@ -67,7 +78,7 @@ class Expander {
     CallSite site;
     site.path = path;
     site.name = occurrence == 0 ? path : path + "_" + std::to_string(occurrence);
-    site.type = TypeName(*FindModule(root_, path));
+    site.type = TypeName(ModuleAt(root_, path));
     if (!top_level) {
       site.why_not = "it is called inside an if or a loop of the forward, so it has no single output";
     } else if (call->outputs().size() != 1 || !call->output()->type()->cast<c10::TensorType>()) {
@@ -84,21 +95,22 @@ class Expander {
       throw NativeError(code::kUnsupportedCut,
                         "the model's forward nests more than " + std::to_string(kMaxInlinedCalls) + " calls");
     }
-    auto& function = torch::jit::toGraphFunction(FindModule(root_, path)->get_method(method).function());
+    auto& function = torch::jit::toGraphFunction(ModuleAt(root_, path).get_method(method).function());
     torch::jit::inlineCallTo(call, &function, function.graph().get());
   }
 
   // The value of `value` when it depends only on constants and on plain module attributes
   // (flags and numbers, never tensors), folding what it can into constants on the way.
-  std::optional<c10::IValue> Fold(Value* value) {
+  std::optional<c10::IValue> Fold(Value* value, int depth = 0) {
     if (auto constant = torch::jit::toIValue(value)) return constant;
+    if (depth > kMaxFoldDepth) return std::nullopt;
     Node* node = value->node();
     if (node->kind() == c10::prim::GetAttr) return FoldAttribute(node);
     if (node->kind() == c10::prim::Param || !node->blocks().empty() || node->hasSideEffects()) {
       return std::nullopt;
     }
     for (Value* input : node->inputs()) {
-      if (!Fold(input)) return std::nullopt;
+      if (!Fold(input, depth + 1)) return std::nullopt;
     }
     const auto outputs = torch::jit::runNodeIfInputsAreConstant(node);
     if (!outputs || outputs->size() != node->outputs().size()) return std::nullopt;
@@ -108,7 +120,7 @@ class Expander {
   std::optional<c10::IValue> FoldAttribute(Node* get) {
     const auto owner = ModulePath(get->inputs().at(0), self_);
     if (!owner) return std::nullopt;
-    const c10::IValue attribute = FindModule(root_, *owner)->attr(get->s(c10::attr::name));
+    const c10::IValue attribute = ModuleAt(root_, *owner).attr(get->s(c10::attr::name));
     if (attribute.isTensor() || attribute.isObject() || attribute.isGenericDict()) return std::nullopt;
     return Replace(get, {attribute}, get->output());
   }
@@ -131,8 +143,8 @@ class Expander {
     std::optional<c10::IValue> condition;
     try {
       condition = Fold(node->inputs().at(0));
-    } catch (const c10::Error&) {
-      return std::nullopt;  // an attribute of a type that cannot be a constant: keep the branch
+    } catch (const std::exception&) {  // insertConstant throws std::runtime_error, not c10::Error
+      return std::nullopt;             // an attribute of a type that cannot be a constant: keep the branch
     }
     if (!condition || !condition->isBool()) return std::nullopt;
     Block* taken = node->blocks().at(condition->toBool() ? 0 : 1);

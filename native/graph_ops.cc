@@ -95,12 +95,12 @@ void FoldPlainAttributes(Graph& graph, const Module& root) {
   for (Node* get : torch::jit::findAllNodes(graph, c10::prim::GetAttr, /*recurse=*/true)) {
     const auto owner = ModulePath(get->inputs().at(0), self);
     if (!owner) continue;
-    const c10::IValue value = FindModule(root, *owner)->attr(get->s(c10::attr::name));
+    const c10::IValue value = ModuleAt(root, *owner).attr(get->s(c10::attr::name));
     if (value.isTensor() || value.isObject() || value.isGenericDict() || value.isList()) continue;
     torch::jit::WithInsertPoint guard(get);
     try {
       get->output()->replaceAllUsesWith(graph.insertConstant(value));
-    } catch (const c10::Error&) {
+    } catch (const std::exception&) {  // insertConstant throws std::runtime_error, not c10::Error
       // a value that cannot be a constant: leave the read
     }
   }
@@ -206,7 +206,7 @@ int64_t CountParameters(Graph& cut, const Module& root, std::vector<std::string>
   for (Node* get : torch::jit::findAllNodes(*graph, c10::prim::GetAttr, /*recurse=*/true)) {
     const auto owner = ModulePath(get->inputs().at(0), self);
     if (!owner) continue;
-    const Module module = *FindModule(root, *owner);
+    const Module module = ModuleAt(root, *owner);
     const std::string& name = get->s(c10::attr::name);
     const auto slot = module.type()->findAttributeSlot(name);
     if (!slot) continue;

@@ -1,5 +1,7 @@
 #include "module_tree.h"
 
+#include "errors.h"
+
 namespace ltf {
 
 std::string TypeName(const torch::jit::Module& module) {
@@ -23,6 +25,15 @@ std::optional<torch::jit::Module> FindModule(const torch::jit::Module& root, con
     start = end + 1;
   }
   return current;
+}
+
+torch::jit::Module ModuleAt(const torch::jit::Module& root, const std::string& path) {
+  auto found = FindModule(root, path);
+  if (!found) {
+    throw NativeError(code::kInternal, "the model's graph refers to a submodule '" + path +
+                                           "' that the model does not hold (a damaged or hand-made file?)");
+  }
+  return std::move(*found);
 }
 
 std::optional<std::string> ModulePath(const torch::jit::Value* value, const torch::jit::Value* self) {

@@ -15,6 +15,11 @@ std::string TypeName(const torch::jit::Module& module);
 // The submodule at a dotted path ("" is `root` itself), or nullopt when there is none.
 std::optional<torch::jit::Module> FindModule(const torch::jit::Module& root, const std::string& path);
 
+// The submodule at a dotted path that the caller found in the model's own graph or tree, so that it
+// must exist; throws NativeError(INTERNAL) naming the path if it does not (a model whose graph
+// names a submodule its object lacks), never dereferences nothing.
+torch::jit::Module ModuleAt(const torch::jit::Module& root, const std::string& path);
+
 // The dotted path of the module a graph value holds, when it is reached from `self` through
 // prim::GetAttr nodes ("" for self); nullopt for any other value.
 std::optional<std::string> ModulePath(const torch::jit::Value* value, const torch::jit::Value* self);

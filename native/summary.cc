@@ -49,7 +49,7 @@ Summary Summarize(const torch::jit::Module& root, const std::vector<std::string>
   for (const auto& name : names) targets.push_back(ResolveTarget(root, name));
   // Every container is expanded, so that every module call has a row.
   auto expanded =
-      ExpandForward(root, [&root](const std::string& path) { return HasChildren(*FindModule(root, path)); });
+      ExpandForward(root, [&root](const std::string& path) { return HasChildren(ModuleAt(root, path)); });
   auto& graph = expanded.graph;
   std::vector<Value*> values = TargetValues(expanded, targets);
 
@@ -95,7 +95,7 @@ Summary Summarize(const torch::jit::Module& root, const std::vector<std::string>
   for (size_t i = 0; i < rows.size(); ++i) {
     SummaryRow row{rows[i].call->name, rows[i].call->type,
                    results[values.size() + i].toTensor().sizes().vec(), 0};
-    for (const auto& parameter : FindModule(root, rows[i].call->path)->parameters(/*recurse=*/false)) {
+    for (const auto& parameter : ModuleAt(root, rows[i].call->path).parameters(/*recurse=*/false)) {
       row.parameters += parameter.numel();
     }
     summary.rows.push_back(std::move(row));

@@ -211,6 +211,27 @@ class TwoOutputs(torch.nn.Module):
         return y, self.act(y)
 
 
+def deep_condition(depth):
+    """A model whose forward runs `conv` under an if whose condition is `depth` nots of a flag:
+    code that grows with the model, which must never make the addon recurse once per line."""
+    import importlib.util
+    import tempfile
+    lines = ['import torch', '', '', 'class DeepCondition(torch.nn.Module):', '    def __init__(self):',
+             '        super().__init__()', '        self.flag = True', '        self.conv = torch.nn.Conv2d(3, 4, 1)', '',
+             '    def forward(self, x):', '        c0 = self.flag']
+    lines += [f'        c{i} = not c{i - 1}' for i in range(1, depth + 1)]
+    lines += [f'        if c{depth}:', '            x = self.conv(x)', '        return x', '']
+    with tempfile.TemporaryDirectory() as folder:
+        # torch.jit.script reads the class's source from its file.
+        path = os.path.join(folder, 'deep_condition.py')
+        with open(path, 'w') as f:
+            f.write('\n'.join(lines))
+        spec = importlib.util.spec_from_file_location('deep_condition', path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return torch.jit.script(module.DeepCondition().eval())
+
+
 def bad_models():
     """Files that must be refused with a clear error, never a crash."""
     import zipfile
@@ -225,9 +246,11 @@ def bad_models():
     torch.jit.script(ReadsFile().eval()).save(os.path.join(OUT, 'bad-reads-file.pt'))
     torch.jit.script(TwoOutputs().eval()).save(os.path.join(OUT, 'two-outputs.pt'))
     torch.jit.script(MemoryBomb().eval()).save(os.path.join(OUT, 'bad-memory-bomb.pt'))
+    # 50,000 deep: the depth at which folding the condition recursively overflowed the stack.
+    deep_condition(50000).save(os.path.join(OUT, 'bad-deep-condition.pt'))
     return {'stateDict': 'bad-state-dict.pt', 'pickledModule': 'bad-pickled-module.pt', 'truncated': 'bad-truncated.pt',
             'notTorchScript': 'bad-not-torchscript.zip', 'readsFile': 'bad-reads-file.pt', 'twoOutputs': 'two-outputs.pt',
-            'memoryBomb': 'bad-memory-bomb.pt'}
+            'memoryBomb': 'bad-memory-bomb.pt', 'deepCondition': 'bad-deep-condition.pt'}
 
 
 def torchsummary_rows(model, input_shape):

@@ -55,7 +55,10 @@ export interface Manifest {
   identity: { file: string; layer: string };
   branchy: { file: string };
   broadcastResidual: { file: string; input: TensorFile; outputs: Record<'act', TensorFile> };
-  bad: Record<'stateDict' | 'pickledModule' | 'truncated' | 'notTorchScript' | 'readsFile' | 'twoOutputs' | 'memoryBomb', string>;
+  bad: Record<
+    'stateDict' | 'pickledModule' | 'truncated' | 'notTorchScript' | 'readsFile' | 'twoOutputs' | 'memoryBomb' | 'deepCondition',
+    string
+  >;
   preprocess: {
     images: TensorFile[];
     pil: TensorFile;

@@ -48,6 +48,20 @@ describe('layer names', () => {
   });
 });
 
+describe('code that grows with the model', () => {
+  it('a condition 50,000 operations deep: an error or a listing, never a crash, through every entry point', () => {
+    const file = JSON.stringify(fixture(manifest.bad.deepCondition));
+    const result = inChild(`
+      report({
+        nested: Extractor.listLayers(${file}, { nested: true }).map((l) => l.name),
+        sync: await codeOf(() => new Extractor(${file}, 'conv', { device: 'cpu' })),
+        async: await codeOf(() => Extractor.create(${file}, 'conv', { device: 'cpu' })),
+      });`);
+    // The condition is too deep to fold, so the branch stays and 'conv' has no single output.
+    assert.deepEqual(result, { nested: [], sync: 'UNSUPPORTED_CUT', async: 'UNSUPPORTED_CUT' });
+  });
+});
+
 describe('prototype pollution', () => {
   it('allowUnsafeOperations planted on Object.prototype does not let a file-reading model load', () => {
     const result = inChild(`
@@ -90,5 +104,71 @@ describe('create() hands its model to its own constructor call only', () => {
       const next = new Extractor(${JSON.stringify(CHAIN)}, 'tail', { device: 'cpu' });
       report({ first: first.outputNames, second: second.outputNames, next: [next.outputNames, next.keptLayers] });`);
     assert.deepEqual(result, { first: ['layer4'], second: ['head'], next: [['tail'], ['tail']] });
+  });
+});
+
+describe('inputs that pass for what they are not', () => {
+  // Validation runs in TypeScript, before anything goes native: no child process needed.
+  const { Extractor } = require(LIB) as typeof import('../lib');
+  const ex = new Extractor(CHAIN, 'head', { device: 'cpu' });
+  const shape = [1, 3, 4, 4];
+  const code = (f: () => unknown) => {
+    try {
+      f();
+      return 'ok';
+    } catch (e) {
+      return (e as { code?: string }).code ?? String(e);
+    }
+  };
+
+  it('an ndarray whose data is shorter than its shape, or whose offset is past its data, is INVALID_INPUT', () => {
+    const stride = [48, 16, 4, 1];
+    assert.equal(
+      code(() => ex.extractSync({ data: new Float32Array(47), shape, stride, offset: 0 } as never)),
+      'INVALID_INPUT',
+    );
+    assert.equal(
+      code(() => ex.extractSync({ data: new Float32Array(48), shape, stride, offset: 1 } as never)),
+      'INVALID_INPUT',
+    );
+    assert.equal(
+      code(() => ex.extractSync({ data: new Float32Array(48), shape, stride: [48, 16, -4, 1], offset: 0 } as never)),
+      'INVALID_INPUT',
+    );
+    assert.equal(
+      code(() => ex.extractSync({ data: new Float32Array(48), shape, stride: [48, 16, 4, 0.5], offset: 0 } as never)),
+      'INVALID_INPUT',
+    );
+    // A negative stride that stays inside the data is a valid view (reversed rows).
+    assert.equal(
+      code(() => ex.extractSync({ data: new Float32Array(48), shape, stride: [48, 16, -4, 1], offset: 12 } as never)),
+      'ok',
+    );
+  });
+
+  it('a Proxy of a typed array is INVALID_INPUT saying so, for tensors and images', () => {
+    const data = new Proxy(new Float32Array(48), {});
+    assert.throws(() => ex.extractSync({ data, shape }), /INVALID_INPUT|a Proxy/);
+    assert.equal(
+      code(() => ex.extractSync({ data, shape })),
+      'INVALID_INPUT',
+    );
+    const pixels = new Proxy(new Uint8Array(4 * 4 * 3), {});
+    assert.equal(
+      code(() => ex.extractSync({ data: pixels, width: 4, height: 4, channels: 3 })),
+      'INVALID_INPUT',
+    );
+  });
+
+  it("every code native code can give is one of lib/errors.ts's, and the README's table lists them all", async () => {
+    const fs = await import('node:fs');
+    const { ERROR_CODES } = await import('../lib/errors');
+    const root = path.join(__dirname, '..', '..');
+    const header = fs.readFileSync(path.join(root, 'native', 'errors.h'), 'utf8');
+    const native = [...header.matchAll(/inline constexpr const char\* k\w+ = "([A-Z_]+)";/g)].map((m) => m[1]);
+    assert.ok(native.length >= 10, 'read the native codes');
+    for (const c of native) assert.ok((ERROR_CODES as readonly string[]).includes(c), `${c} is native but not in ERROR_CODES`);
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    for (const c of ERROR_CODES) assert.ok(readme.includes(`| \`${c}\` |`), `${c} is missing from the README's table of codes`);
   });
 });
