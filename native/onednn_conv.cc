@@ -206,7 +206,7 @@ OneDnnReport FuseOneDnnConvolutions(const std::shared_ptr<Graph>& graph, bool wi
     report.fused_activations += match.activation.kind != Activation::Kind::kNone ? 1 : 0;
 
     torch::jit::WithInsertPoint here(conv);
-    Value* op = graph->insertConstant(c10::IValue(c10::make_intrusive<OneDnnConv>(std::move(*spec))));
+    Value* op = graph->insertConstant(MakeOneDnnConv(std::move(*spec)));
     Value* residual = match.residual ? match.residual : graph->insertConstant(c10::IValue());
     Node* fused = graph->insertNode(graph->create(OneDnnConvSymbol(), {conv->input(0), op, residual}, 1));
     fused->output()->setType(c10::TensorType::get());

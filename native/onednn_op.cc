@@ -5,14 +5,55 @@
 #include <torch/custom_class.h>
 #include <torch/library.h>
 
+#include <cstdint>
+#include <deque>
+#include <mutex>
 #include <new>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 
 namespace ltf {
 
 namespace {
+
+// A convolution and the primitives built for the input layouts and shapes it has seen.
+// TorchScript holds it as a constant of this copy's custom class <ns>.OneDnnConv. In an unnamed
+// namespace: its type identity is this copy's alone (LibTorch maps C++ types to classes by typeid).
+class OneDnnConv : public torch::CustomClassHolder {
+ public:
+  explicit OneDnnConv(ConvSpec spec);
+
+  // input and residual are MKLDNN tensors, as the frozen graph passes them; so is the result.
+  at::Tensor Run(const at::Tensor& input, const c10::optional<at::Tensor>& residual);
+
+ private:
+  struct Plan {
+    dnnl::memory::desc src;  // the input layout this plan was made for
+    bool sum = false;
+    bool activation = false;
+    dnnl::convolution_forward primitive;
+    dnnl::convolution_forward::primitive_desc descriptor;
+    std::shared_ptr<dnnl::memory> weights;  // reordered for this primitive
+  };
+  // Plans are few (one per input shape); the oldest goes past this many, with its weights.
+  static constexpr size_t kMaxPlans = 8;
+
+  const Plan& PlanFor(const dnnl::memory::desc& src, bool sum, bool activation);
+  Plan MakePlan(const dnnl::memory::desc& src, bool sum, bool activation);
+  at::Tensor Execute(const ideep::tensor& input, const ideep::tensor* residual, bool activation,
+                     const at::Tensor& like);
+  // The weights in `layout`: spec_.weights itself where it is in that layout already, else a
+  // copy made from it.
+  std::shared_ptr<dnnl::memory> PackWeights(const dnnl::memory::desc& layout);
+
+  ConvSpec spec_;
+  dnnl::memory::dims weight_dims_;  // OIHW
+  // One forward at a time per model (executor.h), but the plan cache is guarded anyway.
+  std::mutex mutex_;
+  std::deque<Plan> plans_;  // most recently made first
+};
 
 using dnnl::memory;
 using Dims = memory::dims;
@@ -293,13 +334,45 @@ at::Tensor OneDnnConv::Run(const at::Tensor& input, const c10::optional<at::Tens
   });
 }
 
-c10::Symbol OneDnnConvSymbol() { return c10::Symbol::fromQualString("ltf::onednn_conv"); }
+namespace {
 
-TORCH_LIBRARY(ltf, m) {
-  m.class_<OneDnnConv>("OneDnnConv");
-  m.def("onednn_conv(Tensor input, __torch__.torch.classes.ltf.OneDnnConv conv, Tensor? residual) -> Tensor",
-        [](const at::Tensor& input, const c10::intrusive_ptr<OneDnnConv>& conv,
-           const c10::optional<at::Tensor>& residual) { return conv->Run(input, residual); });
+// This copy's operator namespace: "ltf_" and the address this function was loaded at, unique
+// among the copies of the addon in one process.
+const std::string& OpNamespace() {
+  static const std::string name = [] {
+    std::ostringstream out;
+    out << "ltf_" << std::hex << reinterpret_cast<std::uintptr_t>(&OpNamespace);
+    return out.str();
+  }();
+  return name;
+}
+
+// Registers the class and the operator once, the first time the rewrite needs them (not when the
+// addon loads: a process that never optimises registers nothing).
+void RegisterOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Never destroyed: graphs that call the operator may outlive static destructors.
+    auto* library = new torch::Library(torch::Library::DEF, OpNamespace(), c10::nullopt, __FILE__, __LINE__);
+    library->class_<OneDnnConv>("OneDnnConv");
+    const std::string schema = "onednn_conv(Tensor input, __torch__.torch.classes." + OpNamespace() +
+                               ".OneDnnConv conv, Tensor? residual) -> Tensor";
+    library->def(schema.c_str(),
+                 [](const at::Tensor& input, const c10::intrusive_ptr<OneDnnConv>& conv,
+                    const c10::optional<at::Tensor>& residual) { return conv->Run(input, residual); });
+  });
+}
+
+}  // namespace
+
+c10::IValue MakeOneDnnConv(ConvSpec spec) {
+  RegisterOnce();
+  return c10::IValue(c10::make_intrusive<OneDnnConv>(std::move(spec)));
+}
+
+c10::Symbol OneDnnConvSymbol() {
+  RegisterOnce();
+  return c10::Symbol::fromQualString(OpNamespace() + "::onednn_conv");
 }
 
 }  // namespace ltf

@@ -8,7 +8,6 @@
 #include <torch/script.h>
 #include <ideep.hpp>
 
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -55,43 +54,14 @@ struct ConvSpec {
   std::shared_ptr<Scratchpad> scratchpad;  // shared by the model's convolutions
 };
 
-// A convolution and the primitives built for the input layouts and shapes it has seen.
-// TorchScript holds it as a constant of the custom class ltf.OneDnnConv.
-class OneDnnConv : public torch::CustomClassHolder {
- public:
-  explicit OneDnnConv(ConvSpec spec);
+// The constant the rewrite puts in the graph for one convolution: an object of this copy's custom
+// class OneDnnConv (onednn_op.cc), which builds and caches its oneDNN primitives per input shape.
+c10::IValue MakeOneDnnConv(ConvSpec spec);
 
-  // input and residual are MKLDNN tensors, as the frozen graph passes them; so is the result.
-  at::Tensor Run(const at::Tensor& input, const c10::optional<at::Tensor>& residual);
-
- private:
-  struct Plan {
-    dnnl::memory::desc src;  // the input layout this plan was made for
-    bool sum = false;
-    bool activation = false;
-    dnnl::convolution_forward primitive;
-    dnnl::convolution_forward::primitive_desc descriptor;
-    std::shared_ptr<dnnl::memory> weights;  // reordered for this primitive
-  };
-  // Plans are few (one per input shape); the oldest goes past this many, with its weights.
-  static constexpr size_t kMaxPlans = 8;
-
-  const Plan& PlanFor(const dnnl::memory::desc& src, bool sum, bool activation);
-  Plan MakePlan(const dnnl::memory::desc& src, bool sum, bool activation);
-  at::Tensor Execute(const ideep::tensor& input, const ideep::tensor* residual, bool activation,
-                     const at::Tensor& like);
-  // The weights in `layout`: spec_.weights itself where it is in that layout already, else a
-  // copy made from it.
-  std::shared_ptr<dnnl::memory> PackWeights(const dnnl::memory::desc& layout);
-
-  ConvSpec spec_;
-  dnnl::memory::dims weight_dims_;  // OIHW
-  // One forward at a time per model (executor.h), but the plan cache is guarded anyway.
-  std::mutex mutex_;
-  std::deque<Plan> plans_;  // most recently made first
-};
-
-// The operator's symbol: ltf::onednn_conv(Tensor input, ltf.OneDnnConv conv, Tensor? residual).
+// The operator's symbol: <ns>::onednn_conv(Tensor input, <ns>.OneDnnConv conv, Tensor? residual),
+// where <ns> is this copy of the addon's own namespace. LibTorch keeps one operator registry per
+// process, and two copies of the addon (two versions in nested node_modules) registering one name
+// aborted the process; each copy registers under a name of its own, the first time it is needed.
 c10::Symbol OneDnnConvSymbol();
 
 // Whether oneDNN runs this CPU with AVX2 or AVX-512, where the rewrite was measured to pay. With

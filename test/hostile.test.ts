@@ -172,3 +172,40 @@ describe('inputs that pass for what they are not', () => {
     for (const c of ERROR_CODES) assert.ok(readme.includes(`| \`${c}\` |`), `${c} is missing from the README's table of codes`);
   });
 });
+
+describe('two copies of the package in one process', () => {
+  it('both load, and both run the optimised CPU path (each registers its own operator namespace)', () => {
+    // A second copy as nested node_modules would hold it: its own compiled JS and its own binary.
+    const fs = require('node:fs') as typeof import('node:fs');
+    const os = require('node:os') as typeof import('node:os');
+    const root = path.join(__dirname, '..', '..');
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'ltf-copy-'));
+    try {
+      fs.cpSync(path.join(root, 'dist', 'lib'), path.join(copy, 'dist', 'lib'), { recursive: true });
+      fs.cpSync(path.join(root, 'package.json'), path.join(copy, 'package.json'));
+      fs.mkdirSync(path.join(copy, 'build', 'Release'), { recursive: true });
+      fs.cpSync(
+        path.join(root, 'build', 'Release', 'libtorch_features.node'),
+        path.join(copy, 'build', 'Release', 'libtorch_features.node'),
+      );
+      fs.symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'));
+      const result = inChild(`
+        const Second = require(${JSON.stringify(path.join(copy, 'dist', 'lib'))}).Extractor;
+        const input = { data: new Float32Array(2 * 3 * 64 * 64).fill(0.25), shape: [2, 3, 64, 64] };
+        const a = new Extractor(${JSON.stringify(RESNET18)}, 'layer2', { device: 'cpu', optimize: true });
+        const b = new Second(${JSON.stringify(RESNET18)}, 'layer2', { device: 'cpu', optimize: true });
+        const x = a.extractSync(input), y = b.extractSync(input);
+        let diff = 0;
+        for (let i = 0; i < x.data.length; i++) diff = Math.max(diff, Math.abs(x.data[i] - y.data[i]));
+        report({ distinct: Second !== Extractor, fused: [a.onednn.convolutions, b.onednn.convolutions], same: Extractor.runtime().onednnFusion, diff });`);
+      assert.equal(result.distinct, true);
+      assert.equal(result.diff, 0);
+      const [first, second] = result.fused as number[];
+      // With oneDNN fusion in this build, both copies rewrote the same convolutions.
+      assert.equal(first, second);
+      if (result.same) assert.ok(first > 0, 'the rewrite ran');
+    } finally {
+      fs.rmSync(copy, { recursive: true, force: true });
+    }
+  });
+});
