@@ -17,8 +17,6 @@ struct ImageBatch {
   torch::Tensor stacked;
   // Otherwise one [H, W, C] tensor per image.
   std::vector<torch::Tensor> images;
-
-  int64_t size() const { return stacked.defined() ? stacked.size(0) : static_cast<int64_t>(images.size()); }
 };
 
 // Returns a float32 batch [N, 3, h, w] on `device`. Matches torchvision's Resize(antialias=True) +
