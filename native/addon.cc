@@ -7,7 +7,6 @@
 #include "errors.h"
 #include "load.h"
 #include "native_extractor.h"
-#include "onednn_allocator.h"
 #include "onednn_conv.h"
 #include "test_hooks.h"
 
@@ -39,7 +38,6 @@ Napi::Value Runtime(const Napi::CallbackInfo& info) {
 // NODE_API_MODULE needs an unqualified function name.
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace ltf;
-  InstallOneDnnAllocator();  // once per process, before any forward (onednn_allocator.h)
   auto* data = new AddonData();
   data->native_extractor = Napi::Persistent(NativeExtractor::Define(env));
   env.SetInstanceData<AddonData>(data);  // deleted by Node when this environment is torn down

@@ -7,6 +7,7 @@
 
 #include "graph_ops.h"
 #include "module_tree.h"
+#include "onednn_allocator.h"
 
 namespace ltf {
 
@@ -81,6 +82,9 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
   // Freezing inlines the calls and keeps only the parameters the cut reads as constants, so the
   // modules left out are released with `root`. Without `optimize`, no conv-bn folding: the
   // numbers stay those of the model. Where freezing fails, the unfrozen module still runs.
+  // optimize on the CPU runs on oneDNN (MKLDNN) tensors: their caching allocator goes in now, the
+  // first time a process needs it, not when the addon loads.
+  if (optimize && device.is_cpu()) InstallOneDnnAllocator();
   try {
     cut.module = torch::jit::freeze(module, c10::nullopt, /*optimize_numerics=*/optimize);
     if (optimize) cut.module = torch::jit::optimize_for_inference(cut.module);

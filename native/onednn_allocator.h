@@ -11,8 +11,10 @@
 
 namespace ltf {
 
-// Installs the allocator into ideep's CPU engine, once per process; later calls do nothing. A
-// no-op in builds without the oneDNN rewrite (LTF_WITH_ONEDNN).
+// Installs the allocator into ideep's CPU engine, once per process (per copy of the addon); later
+// calls do nothing. Called when an optimised CPU cut is first built: a process that never
+// optimises keeps ideep's own allocator. Blocks ideep allocated before are freed with free(), as
+// ideep frees them. A no-op in builds without the oneDNN rewrite (LTF_WITH_ONEDNN).
 void InstallOneDnnAllocator();
 
 }  // namespace ltf

@@ -88,7 +88,7 @@ export const fixture = (file: string) => path.join(FIXTURES, file);
  * eager ones by 1e-4 where values reach 6.
  */
 export const CPU_TOLERANCE = 1e-4;
-/** CUDA results (other kernels, TF32 off by default in LibTorch for convolutions) against CPU. */
+/** CUDA results (other kernels; float32 stays float32: this package keeps TF32 off unless `tf32: true`) against CPU. */
 export const CUDA_TOLERANCE = 1e-3;
 
 /** Reads a raw uint8 image [H, W, C] written by the fixtures script. */
