@@ -5,7 +5,7 @@ import { getBinding, type NativeExtractor, type NativeTensor } from './binding';
 import { ExtractorError, awaitNative, callNative, callSite } from './errors';
 import { FeatureTensor } from './feature-tensor';
 import { normalizeAnyInput } from './input';
-import { normalizeLayers, normalizeModel, normalizeOptions, ownProperties, type LayerRequest } from './options';
+import { isolateOption, normalizeLayers, normalizeModel, normalizeOptions, ownProperties, type LayerRequest } from './options';
 import { type VerifyOptions, type VerifyReport, verifyModel } from './isolate';
 import { ModelSummary } from './summary';
 import type { ExtractInput, ExtractorOptions, Features, LayerInfo, LayerSpec, ModelSource, OneDnnReport, RuntimeInfo } from './types';
@@ -106,7 +106,7 @@ export class Extractor<L extends LayerSpec = string> {
       this.#source = normalizeModel(model);
       this.#request = normalizeLayers(layer);
       const settings = normalizeOptions(options);
-      if (options !== undefined && options !== null && ownProperties(options).isolate) {
+      if (isolateOption(options)) {
         throw new ExtractorError('INVALID_ARGUMENT', 'isolate needs Extractor.create(), which can wait for the child process');
       }
       this.#allowUnsafe = settings.allowUnsafeOperations;
@@ -134,7 +134,7 @@ export class Extractor<L extends LayerSpec = string> {
     const request = normalizeLayers(layer);
     const settings = normalizeOptions(options);
     const frozen = freezeSpec(layer);
-    const isolate = options !== undefined && options !== null ? ownProperties(options).isolate : undefined;
+    const isolate = isolateOption(options);
     if (isolate) {
       const limits = typeof isolate === 'object' ? ownProperties(isolate) : {};
       // Read once: the bytes the child tried are the bytes loaded here, whatever happens to the

@@ -71,6 +71,11 @@ export function ownProperties(value: object): Record<string, unknown> {
   return Object.assign(Object.create(null) as Record<string, unknown>, value);
 }
 
+/** The `isolate` option as the caller gave it (own property only), or undefined. */
+export function isolateOption(options: unknown): unknown {
+  return options !== null && typeof options === 'object' ? ownProperties(options).isolate : undefined;
+}
+
 /** The longest layer name taken: far beyond any module path, short enough to search safely. */
 export const MAX_LAYER_NAME = 1024;
 
