@@ -109,4 +109,22 @@ describe('Extractor.verify and isolate', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('under Electron the child is started as plain Node (ELECTRON_RUN_AS_NODE), elsewhere not', () => {
+    const lib = path.join(__dirname, '..', 'lib');
+    const script = `const childProcess = require('node:child_process');
+      const seen = [];
+      const spawn = childProcess.spawn;
+      childProcess.spawn = (file, args, options) => { seen.push(options.env.ELECTRON_RUN_AS_NODE ?? null); return spawn(file, args, options); };
+      const { Extractor } = require(${JSON.stringify(lib)});
+      (async () => {
+        await Extractor.verify(${JSON.stringify(CHAIN)}, { layer: 'head', inputShape: [1, 3, 8, 8] });
+        Object.defineProperty(process.versions, 'electron', { value: '30.0.0' });
+        await Extractor.verify(${JSON.stringify(CHAIN)}, { layer: 'head', inputShape: [1, 3, 8, 8] });
+        console.log('RESULT ' + JSON.stringify(seen));
+      })();`;
+    const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /RESULT \[null,"1"\]/);
+  });
 });
