@@ -9,3 +9,12 @@ export class CliError extends Error {
     this.exitCode = exitCode;
   }
 }
+
+/** A message on one line: its lines trimmed and joined, so that stderr gets one line per error. */
+export function oneLine(message: string): string {
+  return message
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .join(' ');
+}

@@ -10,9 +10,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { ExtractorError } from '../errors';
 import { Extractor } from '../extractor';
-import { CliError } from './errors';
+import { CliError, oneLine } from './errors';
 import { runExtract } from './extract';
 import { runMaps } from './maps';
+import { handleInterrupts, removeTempsSync } from './outputs';
 
 const NAME = 'libtorch-features';
 
@@ -87,18 +88,26 @@ export function program(): Command {
     .option('--fps <n>', 'frames per second sampled from videos', positiveNumber, 1)
     .option('--no-optimize', "run the model as it is, without LibTorch's inference optimisations (see BENCHMARKS.md)")
     .option('--no-winograd', "on the CPU, keep convolutions' direct algorithm: less memory, slower (see README, 'winograd')")
+    .option('--skip-unreadable', 'skip images that cannot be decoded or that the model refuses, with a warning each')
     .option('--quiet', 'no progress output')
     .action(async (model: string, inputs: string[], options) => {
       const controller = new AbortController();
-      const interrupt = () => controller.abort();
-      process.once('SIGINT', interrupt);
-      process.once('SIGTERM', interrupt);
+      // The first Ctrl-C stops after the batch in flight; a second removes the files at once.
+      const restore = handleInterrupts(NAME, () => {
+        process.stderr.write(`${NAME}: stopping after the batch in flight (Ctrl-C again to stop at once)\n`);
+        controller.abort();
+      });
       try {
-        const result = await runExtract(model, inputs, { ...options, signal: controller.signal, quiet: Boolean(options.quiet) });
+        const result = await runExtract(model, inputs, {
+          ...options,
+          signal: controller.signal,
+          quiet: Boolean(options.quiet),
+          skipUnreadable: Boolean(options.skipUnreadable),
+        });
+        if (result.skipped > 0) console.error(`${NAME}: skipped ${result.skipped} unreadable input${result.skipped === 1 ? '' : 's'}`);
         if (!options.quiet) console.error(`${NAME}: wrote ${result.rows} rows to ${result.files.join(', ')}`);
       } finally {
-        process.removeListener('SIGINT', interrupt);
-        process.removeListener('SIGTERM', interrupt);
+        restore();
       }
     });
 
@@ -113,7 +122,13 @@ export function program(): Command {
     .addOption(deviceOption())
     .action(async (model: string, image: string, options: { layer: string; out: string; overlay?: string | boolean; device: 'auto' }) => {
       const overlay = options.overlay === true ? options.out.replace(/(\.png)?$/i, '.overlay.png') : options.overlay || undefined;
-      const result = await runMaps(model, image, { ...options, overlay });
+      const restore = handleInterrupts(NAME);
+      let result;
+      try {
+        result = await runMaps(model, image, { ...options, overlay });
+      } finally {
+        restore();
+      }
       console.error(`${NAME}: ${options.layer} gives [${result.shape.join(', ')}]; wrote ${result.files.join(', ')}`);
     });
 
@@ -141,7 +156,7 @@ export async function main(argv: string[]): Promise<number> {
       // commander has printed its message (or the help, for --help and --version).
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
     }
-    const message = error instanceof ExtractorError ? `${e.code}: ${e.message}` : e.message;
+    const message = oneLine(error instanceof ExtractorError ? `${e.code}: ${e.message}` : String(e?.message ?? error));
     process.stderr.write(`${NAME}: ${message}\n`);
     if (process.env.LTF_DEBUG) process.stderr.write(`${e.stack}\n`);
     return error instanceof CliError ? error.exitCode : 1;
@@ -149,6 +164,15 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  // A bug of ours still ends as one line, without the temporary files.
+  const fatal = (error: unknown) => {
+    removeTempsSync();
+    process.stderr.write(`${NAME}: internal error: ${oneLine(String((error as Error)?.message ?? error))}\n`);
+    if (process.env.LTF_DEBUG) process.stderr.write(`${(error as Error)?.stack}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -3,10 +3,13 @@
  * channel, each scaled to its own range (the article shows layer4's 512 maps of 7x7 so), and
  * optionally the mean activation as a heat map over the image the network saw.
  */
+import * as path from 'node:path';
+
 import { Extractor } from '../extractor';
 import type { FeatureTensor } from '../feature-tensor';
 import type { ExtractorOptions, ImageInput } from '../types';
 import { CliError } from './errors';
+import { Outputs, writeAll } from './outputs';
 import { decodeImage } from './sources';
 
 export interface MapsOptions {
@@ -78,35 +81,42 @@ export function mapGrid(maps: FeatureTensor): { data: Uint8Array; width: number;
   return { data, width, height, columns };
 }
 
-/** Runs the command; returns what it wrote. */
+/**
+ * Runs the command; returns what it wrote. The outputs are checked before anything else and
+ * written through temporary files renamed at the end (see outputs.ts): a failure leaves none.
+ */
 export async function runMaps(model: string, imagePath: string, options: MapsOptions): Promise<{ files: string[]; shape: number[] }> {
-  const sharp = (await import('sharp')).default;
-  const image = await decodeImage(imagePath);
-  const ex = await Extractor.create(model, options.layer, { device: options.device });
+  if (options.overlay && path.resolve(options.overlay) === path.resolve(options.out)) {
+    throw new CliError(`--overlay and --out name the same file: ${options.out}`);
+  }
+  const outputs = new Outputs(options.overlay ? [options.out, options.overlay] : [options.out]);
+  let ex: Extractor | undefined;
   try {
+    const sharp = (await import('sharp')).default;
+    const image = await decodeImage(imagePath);
+    ex = await Extractor.create(model, options.layer, { device: options.device });
     const maps = await ex.extract(image);
     if (maps.shape.length !== 4) {
       throw new CliError(`layer ${options.layer} gives shape [${maps.shape.join(', ')}], not feature maps [1, C, H, W]`);
     }
     const grid = mapGrid(maps);
-    await sharp(grid.data, { raw: { width: grid.width, height: grid.height, channels: 3 } })
+    const png = await sharp(grid.data, { raw: { width: grid.width, height: grid.height, channels: 3 } })
       .png()
-      .toFile(options.out);
-    const files = [options.out];
-    if (options.overlay) {
-      await writeOverlay(sharp, image, maps, options.overlay);
-      files.push(options.overlay);
-    }
-    return { files, shape: [...maps.shape] };
+      .toBuffer();
+    writeAll(outputs.fds[0], png);
+    if (options.overlay) writeAll(outputs.fds[1], await overlayPng(sharp, image, maps));
+    outputs.commit();
+    return { files: [...outputs.finals], shape: [...maps.shape] };
   } finally {
-    ex.dispose();
+    ex?.dispose();
+    outputs.discard();
   }
 }
 
 /** The mean activation over channels, as a heat map blended over the 224x224 crop the network saw. */
 type Sharp = (typeof import('sharp'))['default'];
 
-async function writeOverlay(sharp: Sharp, image: ImageInput, maps: FeatureTensor, out: string): Promise<void> {
+async function overlayPng(sharp: Sharp, image: ImageInput, maps: FeatureTensor): Promise<Buffer> {
   const [, channels, h, w] = maps.shape;
   const mean = new Float32Array(h * w);
   for (let c = 0; c < channels; c++) {
@@ -128,7 +138,7 @@ async function writeOverlay(sharp: Sharp, image: ImageInput, maps: FeatureTensor
     .toBuffer();
   const blended = Buffer.alloc(side * side * 3);
   for (let i = 0; i < blended.length; i++) blended[i] = Math.round(0.5 * base[i] + 0.5 * heatUp[i]);
-  await sharp(blended, { raw: { width: side, height: side, channels: 3 } })
+  return sharp(blended, { raw: { width: side, height: side, channels: 3 } })
     .png()
-    .toFile(out);
+    .toBuffer();
 }

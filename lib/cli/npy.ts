@@ -6,6 +6,8 @@
  */
 import * as fs from 'node:fs';
 
+import { writeAll } from './outputs';
+
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00]); // \x93NUMPY v1.0
 // The header (magic, length and dict) takes this many bytes: a multiple of 64, as NumPy aligns
 // it, and room for any shape with a 20-digit row count.
@@ -23,17 +25,21 @@ export function npyHeader(shape: readonly number[]): Buffer {
   return Buffer.concat([MAGIC, length, text]);
 }
 
-/** Appends rows of a fixed shape to an .npy file; close() writes the final row count. */
+/**
+ * Appends rows of a fixed shape to an .npy file open at `fd` (opened and closed by the caller);
+ * finish() writes the final row count.
+ */
 export class NpyWriter {
+  /** The output's name, for messages. */
   readonly path: string;
   #fd: number;
   #rowShape: number[] | undefined;
   #rows = 0;
 
-  constructor(path: string) {
+  constructor(fd: number, path: string) {
     this.path = path;
-    this.#fd = fs.openSync(path, 'w');
-    fs.writeSync(this.#fd, npyHeader([0]));
+    this.#fd = fd;
+    writeAll(this.#fd, npyHeader([0]));
   }
 
   get rows(): number {
@@ -47,22 +53,13 @@ export class NpyWriter {
       throw new Error(`rows of shape [${rowShape.join(', ')}] cannot follow rows of shape [${this.#rowShape.join(', ')}] in ${this.path}`);
     }
     // Float32Array values are in the machine's byte order: little-endian on every platform Node runs on.
-    fs.writeSync(this.#fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    writeAll(this.#fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     this.#rows += count;
   }
 
-  /** Writes the final header and closes the file. */
-  close(): void {
-    fs.writeSync(this.#fd, npyHeader([this.#rows, ...(this.#rowShape ?? [])]), 0, HEADER_BYTES, 0);
-    fs.closeSync(this.#fd);
-  }
-
-  /** Closes without finishing (the caller removes the file). */
-  abandon(): void {
-    try {
-      fs.closeSync(this.#fd);
-    } catch {
-      // already closed
-    }
+  /** Writes the final header (the file stays open). */
+  finish(): void {
+    const header = npyHeader([this.#rows, ...(this.#rowShape ?? [])]);
+    for (let done = 0; done < HEADER_BYTES;) done += fs.writeSync(this.#fd, header, done, HEADER_BYTES - done, done);
   }
 }

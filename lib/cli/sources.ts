@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { ImageInput } from '../types';
-import { CliError } from './errors';
+import { CliError, oneLine } from './errors';
 
 /** The formats sharp decodes (libvips' loaders in sharp's prebuilt binaries). */
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg', '.jp2']);
@@ -72,7 +72,19 @@ export function hasFfmpeg(): boolean {
   return ['ffmpeg', 'ffprobe'].every((tool) => spawnSync(tool, ['-version'], { stdio: 'ignore' }).status === 0);
 }
 
-/** Decodes an image file into RGB pixels with sharp. */
+/** An image file that cannot be decoded; `reason` is sharp's, on one line. */
+export class UnreadableImage extends CliError {
+  readonly file: string;
+  readonly reason: string;
+
+  constructor(file: string, reason: string) {
+    super(`cannot read image ${file}: ${reason}`);
+    this.file = file;
+    this.reason = reason;
+  }
+}
+
+/** Decodes an image file into RGB pixels with sharp; throws UnreadableImage. */
 export async function decodeImage(file: string): Promise<ImageInput> {
   // Loaded here so that `layers` works where sharp's binary is missing.
   const sharp = (await import('sharp')).default;
@@ -85,7 +97,7 @@ export async function decodeImage(file: string): Promise<ImageInput> {
       channels: info.channels as 3,
     };
   } catch (error) {
-    throw new CliError(`cannot read image ${file}: ${(error as Error).message}`);
+    throw new UnreadableImage(file, oneLine((error as Error).message));
   }
 }
 
@@ -135,12 +147,28 @@ export async function* videoFrames(file: string, fps: number, signal: AbortSigna
   }
 }
 
-/** Every item of every source, in order. */
-export async function* frames(sources: readonly Source[], fps: number, signal: AbortSignal): AsyncGenerator<Frame> {
+/**
+ * Every item of every source, in order. An image that cannot be decoded throws UnreadableImage, or,
+ * with `onUnreadable`, is passed to it and left out.
+ */
+export async function* frames(
+  sources: readonly Source[],
+  fps: number,
+  signal: AbortSignal,
+  onUnreadable?: (error: UnreadableImage) => void,
+): AsyncGenerator<Frame> {
   for (const source of sources) {
     if (signal.aborted) return;
     if (source.kind === 'image') {
-      yield { image: await decodeImage(source.path), source: source.path, frame: 0, time: 0, video: false };
+      let image: ImageInput;
+      try {
+        image = await decodeImage(source.path);
+      } catch (error) {
+        if (!onUnreadable || !(error instanceof UnreadableImage)) throw error;
+        onUnreadable(error);
+        continue;
+      }
+      yield { image, source: source.path, frame: 0, time: 0, video: false };
     } else {
       yield* videoFrames(source.path, fps, signal);
     }
