@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 
 import { ExtractorError } from './errors';
-import type { OneDnnReport } from './types';
+import type { OptimizationReport } from './types';
 
 /** A layer as the addon reports it. */
 export interface NativeLayer {
@@ -22,7 +22,7 @@ export interface NativeDescription {
   layers: NativeLayer[];
   parameterCount: number;
   strategy: 'sequential' | 'graph';
-  onednn: OneDnnReport;
+  optimization: OptimizationReport;
 }
 
 /** A tensor crossing the boundary: row-major float32 values and their shape. */
@@ -69,6 +69,7 @@ export interface NativeExtractor {
   forward(data: Float32Array, shape: number[]): Promise<NativeTensor[]>;
   forwardImagesSync(images: NativeImage[]): NativeTensor[];
   forwardImages(images: NativeImage[]): Promise<NativeTensor[]>;
+  optimization(): OptimizationReport;
   dispose(): void;
 }
 
@@ -84,7 +85,7 @@ export interface NativeRuntime {
 export interface Binding {
   load(source: string | Uint8Array, layers: string[], options: NativeOptions): NativeExtractor;
   loadAsync(source: string | Uint8Array, layers: string[], options: NativeOptions): Promise<NativeExtractor>;
-  listLayers(source: string | Uint8Array, nested: boolean): NativeLayer[];
+  listLayers(source: string | Uint8Array, nested: boolean, allowUnsafeOperations: boolean): NativeLayer[];
   summarize(
     source: string | Uint8Array,
     layers: string[],
@@ -94,6 +95,7 @@ export interface Binding {
   runtime(): NativeRuntime;
   /** Tests only: throws one kind of C++ exception through the chokepoint (native/test_hooks.cc). */
   _testThrow(kind: string, async: boolean): Promise<void> | undefined;
+  _testOptimizeTolerance(tolerance: number | null): void;
 }
 
 const PACKAGE_ROOT = path.join(__dirname, '..', '..');

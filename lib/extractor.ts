@@ -8,7 +8,17 @@ import { normalizeAnyInput } from './input';
 import { isolateOption, normalizeLayers, normalizeModel, normalizeOptions, ownProperties, type LayerRequest } from './options';
 import { type VerifyOptions, type VerifyReport, verifyModel } from './isolate';
 import { ModelSummary } from './summary';
-import type { ExtractInput, ExtractorOptions, Features, LayerInfo, LayerSpec, ModelSource, OneDnnReport, RuntimeInfo } from './types';
+import type {
+  ExtractInput,
+  ExtractorOptions,
+  Features,
+  LayerInfo,
+  LayerSpec,
+  ModelSource,
+  OneDnnReport,
+  OptimizationReport,
+  RuntimeInfo,
+} from './types';
 
 // Symbol.dispose exists from Node 20 on (as Symbol(nodejs.dispose) before the language had it).
 const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
@@ -76,8 +86,7 @@ export class Extractor<L extends LayerSpec = string> {
   readonly parameterCount: number;
   /** How the model was cut: `'sequential'` (a chain of top-level children) or `'graph'`. */
   readonly strategy: 'sequential' | 'graph';
-  /** What the oneDNN rewrite of `optimize: true` did on the CPU (all zero where it did not run). */
-  readonly onednn: Readonly<OneDnnReport>;
+  #optimization: Readonly<OptimizationReport>;
 
   #native: NativeExtractor | undefined;
   readonly #source: string | Uint8Array;
@@ -121,7 +130,20 @@ export class Extractor<L extends LayerSpec = string> {
     this.device = info.device;
     this.parameterCount = info.parameterCount;
     this.strategy = info.strategy;
-    this.onednn = Object.freeze({ ...info.onednn });
+    this.#optimization = freezeReport(info.optimization);
+  }
+
+  /**
+   * What `optimize` does now: its level, the input shapes checked against the plain cut, and why
+   * a level was dropped (see the `optimize` option). Changes only on a new input shape.
+   */
+  get optimization(): Readonly<OptimizationReport> {
+    return this.#optimization;
+  }
+
+  /** What the oneDNN rewrite of `optimize: true` does on the CPU (all zero where it does not run). */
+  get onednn(): Readonly<OneDnnReport> {
+    return this.#optimization.onednn;
   }
 
   /**
@@ -170,17 +192,28 @@ export class Extractor<L extends LayerSpec = string> {
   /**
    * The model's layers without building an extractor: its top-level children, or with
    * `{ nested: true }` every module call that can be cut at, named as torchvision's
-   * `get_graph_node_names` names them (`'layer1.0.relu'`, then `'layer1.0.relu_1'`).
-   * @throws {ExtractorError} MODEL_NOT_FOUND, MODEL_LOAD_FAILED, INVALID_ARGUMENT
+   * `get_graph_node_names` names them (`'layer1.0.relu'`, then `'layer1.0.relu_1'`). A model
+   * whose code reads or writes files is refused, as by the constructor, unless
+   * `allowUnsafeOperations: true`.
+   * @throws {ExtractorError} MODEL_NOT_FOUND, MODEL_LOAD_FAILED, UNSAFE_MODEL, INVALID_ARGUMENT
    */
-  static listLayers(model: ModelSource, options?: { nested?: boolean }): LayerInfo[] {
+  static listLayers(model: ModelSource, options?: { nested?: boolean; allowUnsafeOperations?: boolean }): LayerInfo[] {
     const source = normalizeModel(model);
     if (options !== undefined && (options === null || typeof options !== 'object')) {
-      throw new ExtractorError('INVALID_ARGUMENT', 'Expected { nested?: boolean } for the options of listLayers');
+      throw new ExtractorError(
+        'INVALID_ARGUMENT',
+        'Expected { nested?: boolean, allowUnsafeOperations?: boolean } for the options of listLayers',
+      );
     }
-    const nested = options?.nested ?? false;
-    if (typeof nested !== 'boolean') throw new ExtractorError('INVALID_ARGUMENT', 'Expected true or false for nested');
-    return withIndex(callNative(() => getBinding().listLayers(source, nested)));
+    const given = options === undefined ? {} : ownProperties(options);
+    const flag = (name: string): boolean => {
+      const value = given[name] ?? false;
+      if (typeof value !== 'boolean') throw new ExtractorError('INVALID_ARGUMENT', `Expected true or false for ${name}`);
+      return value;
+    };
+    const nested = flag('nested');
+    const allowUnsafe = flag('allowUnsafeOperations');
+    return withIndex(callNative(() => getBinding().listLayers(source, nested, allowUnsafe)));
   }
 
   /** The LibTorch this addon was built against, and whether it sees CUDA. */
@@ -208,16 +241,20 @@ export class Extractor<L extends LayerSpec = string> {
     const batch = normalizeAnyInput(input);
     const native = this.#live();
     const pending = callNative(() => ('images' in batch ? native.forwardImages(batch.images) : native.forward(batch.data, batch.shape)));
-    return this.#features(await awaitNative(site, pending));
+    const outputs = await awaitNative(site, pending);
+    this.#checkOptimization(native);
+    return this.#features(outputs);
   }
 
   /** {@link Extractor.extract} on the calling thread: same result, blocks until done. */
   extractSync(input: ExtractInput): Features<L> {
     const batch = normalizeAnyInput(input);
     const native = this.#live();
-    return this.#features(
-      callNative(() => ('images' in batch ? native.forwardImagesSync(batch.images) : native.forwardSync(batch.data, batch.shape))),
+    const outputs = callNative(() =>
+      'images' in batch ? native.forwardImagesSync(batch.images) : native.forwardSync(batch.data, batch.shape),
     );
+    this.#checkOptimization(native);
+    return this.#features(outputs);
   }
 
   /**
@@ -260,6 +297,20 @@ export class Extractor<L extends LayerSpec = string> {
     return this.#native;
   }
 
+  // After a forward: what optimize's check learned, and a warning when it dropped a level.
+  #checkOptimization(native: NativeExtractor): void {
+    const before = this.#optimization;
+    if (before.level === 'off') return;
+    const now = freezeReport(callNative(() => native.optimization()));
+    this.#optimization = now;
+    if (now.fallback !== before.fallback && now.fallback !== null) {
+      process.emitWarning(`libtorch-features: ${now.fallback}; now at level '${now.level}'`, {
+        code: 'LTF_OPTIMIZE_FALLBACK',
+        detail: 'The answer returned is the one that agreed with the plain cut. Extractor.optimization has the details.',
+      });
+    }
+  }
+
   #features(outputs: NativeTensor[]): Features<L> {
     if (this.#request.single) return new FeatureTensor(outputs[0].data, outputs[0].shape) as Features<L>;
     const record: Record<string, FeatureTensor> = {};
@@ -274,4 +325,13 @@ export class Extractor<L extends LayerSpec = string> {
     );
     return record as Features<L>;
   }
+}
+
+function freezeReport(report: OptimizationReport): Readonly<OptimizationReport> {
+  return Object.freeze({
+    level: report.level,
+    checkedShapes: Object.freeze(report.checkedShapes.map((shape) => Object.freeze([...shape]))),
+    fallback: report.fallback,
+    onednn: Object.freeze({ ...report.onednn }),
+  });
 }

@@ -18,6 +18,7 @@ export type {
   LayerSpec,
   ModelSource,
   OneDnnReport,
+  OptimizationReport,
   PreprocessOptions,
   RuntimeInfo,
   TensorInput,

@@ -64,6 +64,13 @@ export interface ExtractorOptions {
    * convolution then runs as one oneDNN primitive with its activation and residual addition fused
    * ({@link Extractor.onednn} says what was done). Faster; numbers move by float rounding (about
    * 1e-6 relative). Always cuts the graph. Default false.
+   *
+   * Checked, never silently wrong: the first batch of each new input shape also runs through the
+   * cut frozen without optimisations, and the two must agree (1e-3 of the largest |value| in
+   * float32, 2e-2 in float16, 5e-2 in bfloat16); where they do not, as on MobileNetV3 with
+   * LibTorch 1.13, the extractor drops to conv-bn folding alone, then to no optimisation, returns
+   * the answer that agreed, and emits a process warning ({@link Extractor.optimization} says
+   * why). That first batch takes about twice as long; the plain cut's weights stay in memory.
    */
   optimize?: boolean;
   /**
@@ -152,6 +159,22 @@ export interface RuntimeInfo {
  * activation and residual addition fused, 3x3 stride-1 ones with the Winograd algorithm. All zero
  * elsewhere (GPU, other dtypes, no `optimize`, or a build without it: {@link RuntimeInfo.onednnFusion}).
  */
+/** What `optimize` does now ({@link Extractor.optimization}). */
+export interface OptimizationReport {
+  /**
+   * `'off'`: `optimize` was not asked for. `'full'`: every optimisation. `'folded'`: conv-bn
+   * folding alone (`optimize_for_inference` disagreed with the plain cut). `'plain'`: none (folding
+   * disagreed too).
+   */
+  level: 'off' | 'full' | 'folded' | 'plain';
+  /** Input shapes [N, C, H, W] checked against the plain cut at this level, in order. */
+  checkedShapes: readonly (readonly number[])[];
+  /** Why a level was dropped: the input, the output and the difference; null if none was. */
+  fallback: string | null;
+  /** The oneDNN rewrite, while the level is `'full'` (all zero otherwise). */
+  onednn: OneDnnReport;
+}
+
 export interface OneDnnReport {
   /** Convolutions run by the fused oneDNN operator. */
   convolutions: number;

@@ -48,6 +48,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("summarize", Napi::Function::New<SummarizeOf>(env, "summarize"));
   exports.Set("runtime", Napi::Function::New<Runtime>(env, "runtime"));
   exports.Set("_testThrow", Napi::Function::New<TestThrow>(env, "_testThrow"));
+  exports.Set("_testOptimizeTolerance",
+              Napi::Function::New<TestOptimizeTolerance>(env, "_testOptimizeTolerance"));
   return exports;
 }
 

@@ -46,6 +46,8 @@ std::vector<torch::Tensor> Forward(const CutModel& model, const torch::Tensor& b
   std::vector<torch::Tensor> outputs;
   if (model.sequential) {
     outputs.push_back(model.sequential.ptr()->forward(batch));
+  } else if (model.optimized) {
+    outputs = model.optimized->Forward(batch);
   } else {
     torch::jit::Module module = *model.graph;            // a handle: forward() is not const
     const c10::IValue result = module.forward({batch});  // the tuple must outlive the loop

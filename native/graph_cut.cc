@@ -1,13 +1,11 @@
 #include "graph_cut.h"
 
 #include <torch/csrc/jit/ir/ir.h>
-#include <torch/csrc/jit/passes/dead_code_elimination.h>
-
-#include <torch/csrc/jit/api/function_impl.h>
 
 #include "graph_ops.h"
 #include "module_tree.h"
 #include "onednn_allocator.h"
+#include "optimized_graph.h"
 
 namespace ltf {
 
@@ -79,26 +77,25 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
     }
   }
   module.eval();
-  // Freezing inlines the calls and keeps only the parameters the cut reads as constants, so the
-  // modules left out are released with `root`. Without `optimize`, no conv-bn folding: the
-  // numbers stay those of the model. Where freezing fails, the unfrozen module still runs.
-  // optimize on the CPU runs on oneDNN (MKLDNN) tensors: their caching allocator goes in now, the
-  // first time a process needs it, not when the addon loads.
-  if (optimize && device.is_cpu()) InstallOneDnnAllocator();
-  try {
-    cut.module = torch::jit::freeze(module, c10::nullopt, /*optimize_numerics=*/optimize);
-    if (optimize) cut.module = torch::jit::optimize_for_inference(cut.module);
-  } catch (const c10::Error&) {
-    if (optimize) throw;  // asked for explicitly: say why it cannot be done
-    cut.module = module;
+  if (optimize) {
+    // optimize on the CPU runs on oneDNN (MKLDNN) tensors: their caching allocator goes in now,
+    // the first time a process needs it, not when the addon loads.
+    if (device.is_cpu()) InstallOneDnnAllocator();
+    OptimizeSettings settings;
+    settings.onednn_fusion = device.is_cpu() && dtype == torch::kFloat && OneDnnFusionEnabled();
+    settings.winograd = winograd;
+    settings.tolerance = OptimizeTolerance(dtype);
+    // Asked for explicitly: where freezing fails, the error says why it cannot be done.
+    cut.optimized = std::make_shared<OptimizedGraph>(module, settings);
     return cut;
   }
-  // Frozen, every call is inlined and the alias analysis sees through what calls hid: dead code
-  // that had to stay above (a call beside an in-place operator) goes now.
-  auto frozen = torch::jit::toGraphFunction(cut.module.get_method("forward").function()).graph();
-  RemoveDeadCode(frozen);
-  if (optimize && device.is_cpu() && dtype == torch::kFloat && OneDnnFusionEnabled()) {
-    cut.onednn = FuseOneDnnConvolutions(frozen, winograd);
+  // Freezing inlines the calls and keeps only the parameters the cut reads as constants, so the
+  // modules left out are released with `root`. No conv-bn folding: the numbers stay those of the
+  // model. Where freezing fails, the unfrozen module still runs.
+  try {
+    cut.module = FreezeAt(module, OptimizeLevel::kPlain, OptimizeSettings(), nullptr);
+  } catch (const c10::Error&) {
+    cut.module = module;
   }
   return cut;
 }

@@ -6,11 +6,13 @@
 
 #include <torch/script.h>
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "graph_expand.h"
-#include "onednn_conv.h"
+#include "optimized_graph.h"
 
 namespace ltf {
 
@@ -19,17 +21,19 @@ namespace ltf {
 std::vector<CallSite> ListCalls(const torch::jit::Module& root);
 
 struct GraphCut {
-  torch::jit::Module module;      // forward(x) returns a tuple: one tensor per target, in order
-  std::vector<std::string> kept;  // the top-level children it still uses
-  int64_t parameter_count = 0;    // parameters those calls use, each counted once
-  OneDnnReport onednn;            // what the oneDNN rewrite did (optimised CPU float32 cuts)
+  // Exactly one runs the cut; forward(x) returns a tuple: one tensor per target, in order.
+  std::optional<torch::jit::Module> module;   // frozen (or, where freezing failed, not)
+  std::shared_ptr<OptimizedGraph> optimized;  // with `optimize`: checks itself (optimized_graph.h)
+  std::vector<std::string> kept;              // the top-level children it still uses
+  int64_t parameter_count = 0;                // parameters those calls use, each counted once
 };
 
 // Cuts `root` (loaded on the CPU, in eval mode) at `targets` (call names as ListCalls gives
 // them; a plain path is the module's first call), moves what it keeps to `device` and `dtype`
 // (channels-last weights when asked) and freezes it; with `optimize`, with LibTorch's numerical
 // optimisations and optimize_for_inference, then on the CPU in float32 the oneDNN rewrite
-// (onednn_conv.h; `winograd` allows that algorithm). Throws LAYER_NOT_FOUND for unknown names and
+// (onednn_conv.h; `winograd` allows that algorithm), checked against the plain cut
+// (optimized_graph.h). Throws LAYER_NOT_FOUND for unknown names and
 // UNSUPPORTED_CUT where a name has no single tensor output.
 GraphCut CutGraph(const torch::jit::Module& root, const std::vector<std::string>& targets,
                   torch::Device device, torch::Dtype dtype, bool channels_last, bool optimize, bool winograd);

@@ -59,9 +59,9 @@ std::string WhyNotTorchScript(const ModelSource& source) {
          "another kind of zip file)";
 }
 
-std::vector<std::string> UnsafeOperations(const torch::jit::Module& module) {
+std::vector<std::string> UnsafeOperations(const torch::jit::CompilationUnit& code) {
   std::vector<std::string> found;
-  for (torch::jit::Function* function : module._ivalue()->compilation_unit()->get_functions()) {
+  for (torch::jit::Function* function : code.get_functions()) {
     auto* graph_function = dynamic_cast<torch::jit::GraphFunction*>(function);
     if (graph_function == nullptr) continue;
     std::vector<torch::jit::Block*> blocks{graph_function->graph()->block()};
@@ -79,8 +79,7 @@ std::vector<std::string> UnsafeOperations(const torch::jit::Module& module) {
   return found;
 }
 
-void RefuseUnsafe(const torch::jit::Module& module) {
-  const auto found = UnsafeOperations(module);
+void RefuseUnsafe(const std::vector<std::string>& found) {
   if (found.empty()) return;
   std::string list;
   for (const auto& item : found) list += (list.empty() ? "" : "; ") + item;
@@ -88,6 +87,10 @@ void RefuseUnsafe(const torch::jit::Module& module) {
                     "the model's code reads or writes files (" + list +
                         "); refused, as a model from someone else may be an attack. If you trust "
                         "this model, pass { allowUnsafeOperations: true }");
+}
+
+void RefuseUnsafe(const torch::jit::Module& module) {
+  RefuseUnsafe(UnsafeOperations(*module._ivalue()->compilation_unit()));
 }
 
 }  // namespace ltf

@@ -16,11 +16,14 @@ namespace ltf {
 // common mistake), an empty file, not a zip archive, or a damaged TorchScript archive.
 std::string WhyNotTorchScript(const ModelSource& source);
 
-// The operations of `module`'s code (every method and function it carries) that read or write
+// The operations of `code` (every method and function compiled into it) that read or write
 // files: "aten::from_file in __torch__.Evil.forward". Empty for torchvision's models.
-std::vector<std::string> UnsafeOperations(const torch::jit::Module& module);
+std::vector<std::string> UnsafeOperations(const torch::jit::CompilationUnit& code);
 
-// Throws NativeError(UNSAFE_MODEL) naming them, unless there are none.
+// Throws NativeError(UNSAFE_MODEL) naming `found`, unless it is empty.
+void RefuseUnsafe(const std::vector<std::string>& found);
+
+// The same for the code of a loaded module.
 void RefuseUnsafe(const torch::jit::Module& module);
 
 }  // namespace ltf

@@ -143,7 +143,7 @@ Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
 Napi::Value ListLayersOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kModelLoadFailed, [&]() -> Napi::Value {
-    torch::jit::Module module = LoadModule(ReadSource(info[0]));
+    torch::jit::Module module = LoadModule(ReadSource(info[0]), info[2].ToBoolean().Value());
     Napi::Array result = Napi::Array::New(env);
     if (info[1].ToBoolean().Value()) {
       module.eval();
@@ -160,8 +160,7 @@ Napi::Value ListLayersOf(const Napi::CallbackInfo& info) {
 Napi::Value SummarizeOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
-    torch::jit::Module module = LoadModule(ReadSource(info[0]));
-    if (!info[3].ToBoolean().Value()) RefuseUnsafe(module);
+    torch::jit::Module module = LoadModule(ReadSource(info[0]), info[3].ToBoolean().Value());
     module.eval();
     std::vector<int64_t> shape;
     for (double dim : ReadNumbers(info[2])) shape.push_back(static_cast<int64_t>(dim));

@@ -56,6 +56,33 @@ Napi::Array Strings(Napi::Env env, const std::vector<std::string>& values) {
   return array;
 }
 
+Napi::Number Number(Napi::Env env, int64_t value) {
+  return Napi::Number::New(env, static_cast<double>(value));
+}
+
+// What `optimize` does now (optimized_graph.h); level 'off' without it.
+Napi::Object OptimizationToJs(Napi::Env env, const CutModel& model) {
+  const OptimizationReport report = model.optimized ? model.optimized->Report() : OptimizationReport();
+  auto result = Napi::Object::New(env);
+  result.Set("level", model.optimized ? LevelName(report.level) : "off");
+  auto shapes = Napi::Array::New(env, report.checked_shapes.size());
+  for (size_t i = 0; i < report.checked_shapes.size(); ++i) {
+    const auto& shape = report.checked_shapes[i];
+    auto dims = Napi::Array::New(env, shape.size());
+    for (size_t j = 0; j < shape.size(); ++j) dims.Set(static_cast<uint32_t>(j), Number(env, shape[j]));
+    shapes.Set(static_cast<uint32_t>(i), dims);
+  }
+  result.Set("checkedShapes", shapes);
+  result.Set("fallback", report.fallback.empty() ? env.Null() : Napi::String::New(env, report.fallback));
+  auto onednn = Napi::Object::New(env);
+  onednn.Set("convolutions", Number(env, report.onednn.convolutions));
+  onednn.Set("winograd", Number(env, report.onednn.winograd));
+  onednn.Set("fusedActivations", Number(env, report.onednn.fused_activations));
+  onednn.Set("fusedResiduals", Number(env, report.onednn.fused_residuals));
+  result.Set("onednn", onednn);
+  return result;
+}
+
 }  // namespace
 
 Napi::Function NativeExtractor::Define(Napi::Env env) {
@@ -66,6 +93,7 @@ Napi::Function NativeExtractor::Define(Napi::Env env) {
                          InstanceMethod<&NativeExtractor::Forward>("forward"),
                          InstanceMethod<&NativeExtractor::ForwardImagesSync>("forwardImagesSync"),
                          InstanceMethod<&NativeExtractor::ForwardImages>("forwardImages"),
+                         InstanceMethod<&NativeExtractor::Optimization>("optimization"),
                          InstanceMethod<&NativeExtractor::Dispose>("dispose"),
                      });
 }
@@ -106,15 +134,14 @@ Napi::Value NativeExtractor::Describe(const Napi::CallbackInfo& info) {
     result.Set("layers", layers);
     result.Set("parameterCount", Napi::Number::New(env, static_cast<double>(model->parameter_count)));
     result.Set("strategy", model->sequential ? "sequential" : "graph");
-    auto onednn = Napi::Object::New(env);
-    onednn.Set("convolutions", Napi::Number::New(env, static_cast<double>(model->onednn.convolutions)));
-    onednn.Set("winograd", Napi::Number::New(env, static_cast<double>(model->onednn.winograd)));
-    onednn.Set("fusedActivations",
-               Napi::Number::New(env, static_cast<double>(model->onednn.fused_activations)));
-    onednn.Set("fusedResiduals", Napi::Number::New(env, static_cast<double>(model->onednn.fused_residuals)));
-    result.Set("onednn", onednn);
+    result.Set("optimization", OptimizationToJs(env, *model));
     return result;
   });
+}
+
+Napi::Value NativeExtractor::Optimization(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, code::kInternal, [&]() -> Napi::Value { return OptimizationToJs(env, *Model()); });
 }
 
 Napi::Value NativeExtractor::ForwardSync(const Napi::CallbackInfo& info) {

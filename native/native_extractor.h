@@ -20,8 +20,11 @@ class NativeExtractor : public Napi::ObjectWrap<NativeExtractor> {
   explicit NativeExtractor(const Napi::CallbackInfo& info);
 
  private:
-  // describe(): { device, outputs, kept, layers: [{ name, type }], parameterCount, strategy }. Sync.
+  // describe(): { device, outputs, kept, layers: [{ name, type }], parameterCount, strategy,
+  // optimization }. Sync.
   Napi::Value Describe(const Napi::CallbackInfo& info);
+  // optimization(): { level, checkedShapes, fallback, onednn }: what `optimize` does now. Sync.
+  Napi::Value Optimization(const Napi::CallbackInfo& info);
   // forwardSync(data: Float32Array, shape: number[]): [{ data, shape }], one per output. Sync.
   Napi::Value ForwardSync(const Napi::CallbackInfo& info);
   // forward(data, shape): Promise of the same. The input is copied before this returns; the

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "errors.h"
+#include "optimized_graph.h"
 #include "promise_worker.h"
 
 namespace ltf {
@@ -58,6 +59,15 @@ Napi::Value TestThrow(const Napi::CallbackInfo& info) {
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;
+  });
+}
+
+Napi::Value TestOptimizeTolerance(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, code::kInternal, [&]() -> Napi::Value {
+    SetOptimizeToleranceForTests(
+        info[0].IsNumber() ? std::optional<double>(info[0].As<Napi::Number>().DoubleValue()) : std::nullopt);
+    return env.Undefined();
   });
 }
 

@@ -8,4 +8,8 @@ namespace ltf {
 // testThrow(kind: 'c10' | 'oom' | 'bad_alloc' | 'std' | 'native' | 'other', async: boolean).
 Napi::Value TestThrow(const Napi::CallbackInfo& info);
 
+// testOptimizeTolerance(value: number | null): the tolerance of optimize's check for extractors
+// made afterwards (a negative one makes every level disagree); null restores the dtype's own.
+Napi::Value TestOptimizeTolerance(const Napi::CallbackInfo& info);
+
 }  // namespace ltf

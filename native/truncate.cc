@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "archive_check.h"
 #include "chain.h"
 #include "device.h"
 #include "errors.h"
@@ -59,7 +60,7 @@ void BuildSequential(CutModel& model, const torch::jit::Module& module, std::vec
 
 }  // namespace
 
-torch::jit::Module LoadModule(const ModelSource& source) {
+torch::jit::Module LoadModule(const ModelSource& source, bool allow_unsafe_operations) {
   if (!source.bytes) {
     struct stat info {};
     if (stat(source.path.c_str(), &info) != 0) {
@@ -70,19 +71,27 @@ torch::jit::Module LoadModule(const ModelSource& source) {
                         "model path is a directory, not a TorchScript file: " + source.path);
     }
   }
+  // Nothing of the model runs before this: its code is read and checked, its tensors measured.
+  const ArchiveReport archive = CheckArchive(source);
+  if (!allow_unsafe_operations) RefuseUnsafe(archive.unsafe_operations);
+  torch::jit::Module module;
   try {
     // Loaded on the CPU whatever the target device: only what is kept is moved.
     if (source.bytes) {
       std::istringstream stream(*source.bytes);
-      return torch::jit::load(stream, torch::Device(torch::kCPU));
+      module = torch::jit::load(stream, torch::Device(torch::kCPU));
+    } else {
+      module = torch::jit::load(source.path, torch::Device(torch::kCPU));
     }
-    return torch::jit::load(source.path, torch::Device(torch::kCPU));
   } catch (const c10::Error&) {
     throw NativeError(
         code::kModelLoadFailed,
         "could not load " + Describe(source) + " as a TorchScript model: " + WhyNotTorchScript(source) +
             " (LibTorch: " + ltf::Describe(std::current_exception(), code::kModelLoadFailed).message + ")");
   }
+  // The loaded code again, as LibTorch compiled it (the same sources: a second look).
+  if (!allow_unsafe_operations) RefuseUnsafe(module);
+  return module;
 }
 
 std::vector<LayerInfo> ListLayers(const torch::jit::Module& module) {
@@ -109,8 +118,7 @@ std::shared_ptr<CutModel> BuildCutModel(const ModelSource& source, const std::ve
   // fastest (process-wide, as torch.backends.cudnn.benchmark is).
   if (model->device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   {
-    torch::jit::Module module = LoadModule(source);
-    if (!options.allow_unsafe_operations) RefuseUnsafe(module);
+    torch::jit::Module module = LoadModule(source, options.allow_unsafe_operations);
     module.eval();
     model->layers = ListLayers(module);
     std::optional<std::vector<std::string>> chain;
@@ -122,9 +130,9 @@ std::shared_ptr<CutModel> BuildCutModel(const ModelSource& source, const std::ve
       GraphCut cut = CutGraph(module, layers, model->device, options.dtype, options.channels_last,
                               options.optimize, options.winograd);
       model->graph = std::move(cut.module);
+      model->optimized = std::move(cut.optimized);
       model->kept = std::move(cut.kept);
       model->parameter_count = cut.parameter_count;
-      model->onednn = cut.onednn;
     }
   }  // The original module goes here, and with it everything the cut does not use.
   return model;

@@ -11,7 +11,7 @@
 
 #include "executor.h"
 #include "model_options.h"
-#include "onednn_conv.h"
+#include "optimized_graph.h"
 
 namespace ltf {
 
@@ -28,28 +28,33 @@ struct LayerInfo {
   std::string type;  // the class name without its module path: "Conv2d", "Sequential"
 };
 
-// The model cut at one or more layers, on its device. Immutable once built, so several threads
-// may run it at once.
+// The model cut at one or more layers, on its device. Immutable once built, apart from what
+// `optimized` learns on the executor's thread.
 struct CutModel {
   // Exactly one of these runs the model. The article's way, where the forward is a plain chain of
   // top-level children up to a single cut:
   torch::nn::Sequential sequential{nullptr};
   // Everywhere else: the forward graph cut at the layers, frozen; returns a tuple of tensors.
   std::optional<torch::jit::Module> graph;
+  // Or with `optimize`: the same, optimised, checking itself against the plain cut. Its state
+  // changes only on the executor's thread, which runs one forward at a time.
+  std::shared_ptr<OptimizedGraph> optimized;
 
   std::vector<std::string> outputs;  // the layers returned, in order
   std::vector<LayerInfo> layers;     // every top-level child of the original model
   std::vector<std::string> kept;     // the top-level children still used
   int64_t parameter_count = 0;       // parameters kept, each counted once
-  OneDnnReport onednn;               // the oneDNN rewrite's work, on optimised CPU cuts
   torch::Device device = torch::kCPU;
   ModelOptions options;
   // Runs every forward of this model (see executor.h).
   std::unique_ptr<Executor> executor = std::make_unique<Executor>();
 };
 
-// Loads a TorchScript model on the CPU. Throws NativeError(MODEL_NOT_FOUND, MODEL_LOAD_FAILED).
-torch::jit::Module LoadModule(const ModelSource& source);
+// Loads a TorchScript model on the CPU, after reading its archive without running any of it
+// (archive_check.h): a damaged file is MODEL_LOAD_FAILED, and code that reads or writes files is
+// UNSAFE_MODEL unless `allow_unsafe_operations`. Throws NativeError(MODEL_NOT_FOUND,
+// MODEL_LOAD_FAILED, UNSAFE_MODEL).
+torch::jit::Module LoadModule(const ModelSource& source, bool allow_unsafe_operations);
 
 // The top-level children of a module, in registration order.
 std::vector<LayerInfo> ListLayers(const torch::jit::Module& module);

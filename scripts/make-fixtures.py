@@ -22,6 +22,7 @@ import json
 import os
 import sys
 from collections import defaultdict
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
@@ -179,6 +180,48 @@ class ReadsFile(torch.nn.Module):
         return self.conv(x) + leaked.sum().float() * 0
 
 
+class WritesOnLoad(torch.nn.Module):
+    """A leaf whose __setstate__ writes a file (relative: into the loading process's working
+    folder). LibTorch's loader runs __setstate__ while it unpickles, before anything else."""
+
+    def __init__(self):
+        super().__init__()
+        self.note = 'setstate-canary.txt'
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[str, bool]:
+        return (self.note, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[str, bool]) -> None:
+        self.note = state[0]
+        self.training = state[1]
+        torch.save('\nWRITTEN BY __setstate__\n', self.note)
+
+    def forward(self, x):
+        return x
+
+
+class SetStateWrites(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+        self.trap = WritesOnLoad()
+
+    def forward(self, x):
+        return self.trap(self.conv(x))
+
+
+def truncate_record(source, target, record, size):
+    """A copy of the archive `source` whose `record` is cut to `size` bytes: what a disk error or
+    an interrupted copy leaves, with the pickle still naming the whole tensor."""
+    import zipfile
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, 'w', zipfile.ZIP_STORED) as new:
+        for info in old.infolist():
+            data = old.read(info.filename)
+            new.writestr(info.filename, data[:size] if info.filename.endswith(record) else data)
+
+
 class Ballast(torch.nn.Module):
     def forward(self, x):
         ballast = torch.ones(1 << 30)  # 4 GiB of float32, written
@@ -244,13 +287,17 @@ def bad_models():
     with zipfile.ZipFile(os.path.join(OUT, 'bad-not-torchscript.zip'), 'w') as archive:
         archive.writestr('readme.txt', 'a zip archive, not a model')
     torch.jit.script(ReadsFile().eval()).save(os.path.join(OUT, 'bad-reads-file.pt'))
+    torch.jit.script(SetStateWrites().eval()).save(os.path.join(OUT, 'bad-setstate-writes.pt'))
+    # conv.weight of chain.pt: 2,304 bytes, cut to 4.
+    truncate_record(os.path.join(OUT, 'chain.pt'), os.path.join(OUT, 'bad-short-record.pt'), '/data/0', 4)
     torch.jit.script(TwoOutputs().eval()).save(os.path.join(OUT, 'two-outputs.pt'))
     torch.jit.script(MemoryBomb().eval()).save(os.path.join(OUT, 'bad-memory-bomb.pt'))
     # 50,000 deep: the depth at which folding the condition recursively overflowed the stack.
     deep_condition(50000).save(os.path.join(OUT, 'bad-deep-condition.pt'))
     return {'stateDict': 'bad-state-dict.pt', 'pickledModule': 'bad-pickled-module.pt', 'truncated': 'bad-truncated.pt',
             'notTorchScript': 'bad-not-torchscript.zip', 'readsFile': 'bad-reads-file.pt', 'twoOutputs': 'two-outputs.pt',
-            'memoryBomb': 'bad-memory-bomb.pt', 'deepCondition': 'bad-deep-condition.pt'}
+            'memoryBomb': 'bad-memory-bomb.pt', 'deepCondition': 'bad-deep-condition.pt',
+            'setstateWrites': 'bad-setstate-writes.pt', 'shortRecord': 'bad-short-record.pt'}
 
 
 def torchsummary_rows(model, input_shape):
@@ -358,6 +405,11 @@ def main():
     # MBConv's residual branch (use_res_connect) holds stochastic_depth: a branch on a module flag.
     manifest['efficientnet_b0'] = architecture('efficientnet_b0', small, [
         'features.1.0.block.0', 'features.2.0', 'features.3.1.stochastic_depth', 'features.3.1', 'classifier.1'], 'small')[1]
+
+    # Hardswish and squeeze-excitation: LibTorch 1.13's optimize_for_inference pads its 120-channel
+    # layers to 128 and gives wrong features from features.7 on (optimize must notice and fall back).
+    manifest['mobilenet_v3_small'] = architecture('mobilenet_v3_small', small, [
+        'features.1', 'features.4', 'features.7', 'features.8.block.2', 'features.11', 'classifier.0'], 'small')[1]
 
     torch.manual_seed(7)
     chain = Chain().eval()

@@ -52,11 +52,21 @@ export interface Manifest {
   mobilenet_v2: Architecture;
   densenet121: Architecture;
   efficientnet_b0: Architecture;
+  mobilenet_v3_small: Architecture;
   identity: { file: string; layer: string };
   branchy: { file: string };
   broadcastResidual: { file: string; input: TensorFile; outputs: Record<'act', TensorFile> };
   bad: Record<
-    'stateDict' | 'pickledModule' | 'truncated' | 'notTorchScript' | 'readsFile' | 'twoOutputs' | 'memoryBomb' | 'deepCondition',
+    | 'stateDict'
+    | 'pickledModule'
+    | 'truncated'
+    | 'notTorchScript'
+    | 'readsFile'
+    | 'twoOutputs'
+    | 'memoryBomb'
+    | 'deepCondition'
+    | 'setstateWrites'
+    | 'shortRecord',
     string
   >;
   preprocess: {

@@ -4,6 +4,8 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -12,12 +14,12 @@ import { CHAIN, RESNET18, fixture, manifest } from './helpers';
 const LIB = path.join(__dirname, '..', 'lib');
 
 /** Runs `body` (an async function body with `Extractor` and `report` in scope) in a fresh Node. */
-function inChild(body: string): Record<string, unknown> {
+function inChild(body: string, options: { cwd?: string } = {}): Record<string, unknown> {
   const script = `const { Extractor } = require(${JSON.stringify(LIB)});
     const report = (value) => console.log('RESULT ' + JSON.stringify(value));
     const codeOf = async (f) => { try { await f(); return 'ok'; } catch (e) { return e.code ?? String(e); } };
     (async () => { ${body} })().catch((e) => report({ uncaught: String(e && e.stack || e) }));`;
-  const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120_000 });
+  const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120_000, cwd: options.cwd });
   const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
   assert.ok(line, `the child ended with status ${run.status}, signal ${run.signal}: ${run.stderr.slice(-2000)}`);
   assert.equal(run.status, 0, run.stderr.slice(-2000));
@@ -45,6 +47,127 @@ describe('layer names', () => {
   it('a model path with a NUL byte is INVALID_ARGUMENT (native code would open the part before it)', () => {
     const result = inChild(`report({ code: await codeOf(() => new Extractor(${JSON.stringify(RESNET18)} + '\\0.txt', 'layer4')) });`);
     assert.deepEqual(result, { code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('model code never runs before the check', () => {
+  // bad-setstate-writes.pt: a leaf whose __setstate__ calls torch.save('...', 'setstate-canary.txt'),
+  // a path relative to the loading process's working folder. LibTorch's loader runs __setstate__
+  // while it unpickles: the archive is read and its code checked before that (archive_check.h).
+  const file = fixture(manifest.bad.setstateWrites);
+  const CANARY = 'setstate-canary.txt';
+  const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
+
+  it('refused with UNSAFE_MODEL, and no file appears, through the constructor, create, verify, isolate, listLayers and bytes', () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'ltf-setstate-'));
+    try {
+      const result = inChild(
+        `const file = ${JSON.stringify(file)};
+        const bytes = require('node:fs').readFileSync(file);
+        const present = () => require('node:fs').existsSync(${JSON.stringify(CANARY)});
+        const codes = {
+          constructor: await codeOf(() => new Extractor(file, 'conv', { device: 'cpu' })),
+          create: await codeOf(() => Extractor.create(file, 'conv', { device: 'cpu' })),
+          verify: await codeOf(() => Extractor.verify(file)),
+          isolate: await codeOf(() => Extractor.create(file, 'conv', { device: 'cpu', isolate: true })),
+          listLayers: await codeOf(() => Extractor.listLayers(file)),
+          nested: await codeOf(() => Extractor.listLayers(file, { nested: true })),
+          bytes: await codeOf(() => new Extractor(bytes, 'conv', { device: 'cpu' })),
+        };
+        report({ codes, written: present() });`,
+        { cwd },
+      );
+      assert.deepEqual(result, {
+        codes: {
+          constructor: 'UNSAFE_MODEL',
+          create: 'UNSAFE_MODEL',
+          verify: 'UNSAFE_MODEL',
+          isolate: 'UNSAFE_MODEL',
+          listLayers: 'UNSAFE_MODEL',
+          nested: 'UNSAFE_MODEL',
+          bytes: 'UNSAFE_MODEL',
+        },
+        written: false,
+      });
+      assert.deepEqual(fs.readdirSync(cwd), []);
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('the message names the operation and the method; with allowUnsafeOperations: true the model loads and its __setstate__ does write (the fixture is live)', () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'ltf-setstate-'));
+    try {
+      const result = inChild(
+        `let message;
+        try { Extractor.listLayers(${JSON.stringify(file)}); } catch (e) { message = e.message; }
+        const layers = Extractor.listLayers(${JSON.stringify(file)}, { allowUnsafeOperations: true }).map((l) => l.name);
+        report({ message, layers });`,
+        { cwd },
+      );
+      assert.match(String(result.message), /aten::save in __torch__\.WritesOnLoad\.__setstate__/);
+      assert.deepEqual(result.layers, ['conv', 'trap']);
+      assert.deepEqual(fs.readdirSync(cwd), [CANARY]);
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('every CLI command refuses it in one line, exits non-zero and writes nothing', () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'ltf-setstate-'));
+    try {
+      const image = path.join(os.tmpdir(), `ltf-setstate-image-${process.pid}.png`);
+      // A 2x2 PNG, outside the folder watched.
+      fs.writeFileSync(
+        image,
+        Buffer.from(
+          'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==',
+          'base64',
+        ),
+      );
+      const commands = [
+        ['layers', file],
+        ['layers', file, '--nested'],
+        ['layers', file, '--summary'],
+        ['extract', file, image, '--layer', 'conv', '--out', 'features.npy', '--quiet'],
+        ['maps', file, image, '--layer', 'conv', '--out', 'maps.png'],
+      ];
+      for (const args of commands) {
+        const run = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+        assert.notEqual(run.status, 0, args.join(' '));
+        const lines = run.stderr.trim().split('\n');
+        assert.equal(lines.length, 1, `${args.join(' ')}: ${run.stderr}`);
+        assert.match(lines[0], /reads or writes files/);
+        assert.deepEqual(fs.readdirSync(cwd), [], args.join(' '));
+      }
+      fs.rmSync(image, { force: true });
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('damaged archives', () => {
+  it('a weight record cut short (4 of 2,304 bytes) is MODEL_LOAD_FAILED saying the file is damaged, through every entry point', () => {
+    const file = fixture(manifest.bad.shortRecord);
+    const result = inChild(`
+      const file = ${JSON.stringify(file)};
+      const messageOf = async (f) => { try { await f(); return 'loaded'; } catch (e) { return e.code + ': ' + e.message; } };
+      report({
+        constructor: await messageOf(() => new Extractor(file, 'head', { device: 'cpu' })),
+        create: await messageOf(() => Extractor.create(file, ['head', 'body'], { device: 'cpu', optimize: true })),
+        verify: await messageOf(() => Extractor.verify(file)),
+        listLayers: await messageOf(() => Extractor.listLayers(file)),
+        bytes: await messageOf(() => new Extractor(require('node:fs').readFileSync(file), 'head', { device: 'cpu' })),
+        unsafeAllowed: await messageOf(() => new Extractor(file, 'head', { device: 'cpu', allowUnsafeOperations: true })),
+      });`);
+    for (const [entry, message] of Object.entries(result)) {
+      assert.match(
+        String(message),
+        /^MODEL_LOAD_FAILED: the model file is damaged: record 'data\/0' holds 4 bytes where the model's pickle puts 2304/,
+        entry,
+      );
+    }
   });
 });
 
