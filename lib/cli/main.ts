@@ -45,9 +45,11 @@ const deviceOption = () => new Option('--device <device>', "'auto', 'cpu', 'cuda
 export function program(): Command {
   const cli = new Command(NAME)
     .description('Features of any intermediate layer of a TorchScript CNN, from the command line.')
-    .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`${NAME}: ${text.replace(/^error: /, '')}`) });
+    // One line, as every failure: the hint goes on it.
+    .configureOutput({
+      outputError: (text, write) => write(`${NAME}: ${text.replace(/^error: /, '').trimEnd()} (add --help for usage)\n`),
+    });
 
   cli
     .command('layers')
