@@ -4,6 +4,7 @@
  * for its types never fails.
  */
 import * as path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 
 import { ExtractorError } from './errors';
 import type { OptimizationReport } from './types';
@@ -51,6 +52,8 @@ export interface NativeOptions {
   tf32: boolean;
   threads: number;
   allowUnsafeOperations: boolean;
+  maxBatch: number;
+  maxQueue: number;
   preprocess: { resize: number; crop: number; mean: number[] | null; std: number[] | null } | null;
 }
 
@@ -66,9 +69,13 @@ export interface NativeSummaryRow {
 export interface NativeExtractor {
   describe(): NativeDescription;
   forwardSync(data: Float32Array, shape: number[]): NativeTensor[];
-  forward(data: Float32Array, shape: number[]): Promise<NativeTensor[]>;
+  forward(data: Float32Array, shape: number[], id: number): Promise<NativeTensor[]>;
   forwardImagesSync(images: NativeImage[]): NativeTensor[];
-  forwardImages(images: NativeImage[]): Promise<NativeTensor[]>;
+  forwardImages(images: NativeImage[], id: number): Promise<NativeTensor[]>;
+  /** Removes the queued call `id` (its promise rejects with ABORTED); false once it has started. */
+  cancel(id: number): boolean;
+  /** Calls waiting, not counting the one running. */
+  waiting(): number;
   optimization(): OptimizationReport;
   dispose(): void;
 }
@@ -93,6 +100,8 @@ export interface Binding {
     allowUnsafeOperations: boolean,
   ): { rows: NativeSummaryRow[]; outputShapes: number[][]; totalParameters: number };
   runtime(): NativeRuntime;
+  /** The main thread's process is exiting with `code`: no forward starts any more (native/forward_queue.h). */
+  prepareExit(code: number): void;
   /** Tests only: throws one kind of C++ exception through the chokepoint (native/test_hooks.cc). */
   _testThrow(kind: string, async: boolean): Promise<void> | undefined;
   _testOptimizeTolerance(tolerance: number | null): void;
@@ -110,6 +119,9 @@ export function getBinding(): Binding {
     const explicit = process.env.LIBTORCH_FEATURES_BINARY;
     const load = require('node-gyp-build') as (dir: string) => Binding;
     binding = explicit ? (require(path.resolve(explicit)) as Binding) : load(PACKAGE_ROOT);
+    // No forward may run while exit() takes LibTorch down (native/forward_queue.h).
+    const loaded = binding;
+    if (isMainThread) process.on('exit', (code) => loaded.prepareExit(typeof code === 'number' ? code : 0));
     return binding;
   } catch (error) {
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);

@@ -5,11 +5,21 @@ import { getBinding, type NativeExtractor, type NativeTensor } from './binding';
 import { ExtractorError, awaitNative, callNative, callSite } from './errors';
 import { FeatureTensor } from './feature-tensor';
 import { normalizeAnyInput } from './input';
-import { isolateOption, normalizeLayers, normalizeModel, normalizeOptions, ownProperties, type LayerRequest } from './options';
+import {
+  isolateOption,
+  normalizeCallOptions,
+  normalizeLayers,
+  normalizeModel,
+  normalizeOptions,
+  ownProperties,
+  timeoutOption,
+  type LayerRequest,
+} from './options';
 import { type VerifyOptions, type VerifyReport, verifyModel } from './isolate';
 import { ModelSummary } from './summary';
 import type {
   ExtractInput,
+  ExtractOptions,
   ExtractorOptions,
   Features,
   LayerInfo,
@@ -31,8 +41,12 @@ interface Adoption {
   source: string | Uint8Array;
   request: LayerRequest;
   settings: ReturnType<typeof normalizeOptions>;
+  timeoutMs: number | undefined;
   layer: LayerSpec;
 }
+
+// Ids of queued calls, for cancel(): unique in this JavaScript thread.
+let nextCallId = 1;
 let adopting: Adoption | undefined;
 
 /** A model file's bytes, or the error the native loader would give for it. */
@@ -92,6 +106,7 @@ export class Extractor<L extends LayerSpec = string> {
   readonly #source: string | Uint8Array;
   readonly #request: LayerRequest;
   readonly #allowUnsafe: boolean;
+  readonly #timeoutMs: number | undefined;
 
   /**
    * Loads `model` and cuts it at `layer`, on the calling thread (a ResNet-18 takes tens of
@@ -110,6 +125,7 @@ export class Extractor<L extends LayerSpec = string> {
       // again (they may have changed while the model loaded).
       ({ native, source: this.#source, request: this.#request } = adoption);
       this.#allowUnsafe = adoption.settings.allowUnsafeOperations;
+      this.#timeoutMs = adoption.timeoutMs;
       this.layer = adoption.layer as L;
     } else {
       this.#source = normalizeModel(model);
@@ -119,6 +135,7 @@ export class Extractor<L extends LayerSpec = string> {
         throw new ExtractorError('INVALID_ARGUMENT', 'isolate needs Extractor.create(), which can wait for the child process');
       }
       this.#allowUnsafe = settings.allowUnsafeOperations;
+      this.#timeoutMs = timeoutOption(options);
       this.layer = freezeSpec(layer);
       native = callNative(() => getBinding().load(this.#source, this.#request.names, settings));
     }
@@ -155,13 +172,14 @@ export class Extractor<L extends LayerSpec = string> {
     let source = normalizeModel(model);
     const request = normalizeLayers(layer);
     const settings = normalizeOptions(options);
+    const timeoutMs = timeoutOption(options);
     const frozen = freezeSpec(layer);
     const isolate = isolateOption(options);
     if (isolate) {
       const limits = typeof isolate === 'object' ? ownProperties(isolate) : {};
       // Read once: the bytes the child tried are the bytes loaded here, whatever happens to the
-      // file in between.
-      if (typeof source === 'string') source = readModelFile(source);
+      // file, or to the caller's buffer (a copy is taken), in between.
+      source = typeof source === 'string' ? readModelFile(source) : new Uint8Array(source);
       await verifyModel(source, {
         ...limits,
         layer: frozen,
@@ -170,7 +188,7 @@ export class Extractor<L extends LayerSpec = string> {
       });
     }
     const native = await awaitNative(site, getBinding().loadAsync(source, request.names, settings));
-    adopting = { native, source, request, settings, layer: frozen };
+    adopting = { native, source, request, settings, timeoutMs, layer: frozen };
     try {
       return new Extractor(model, frozen, options);
     } finally {
@@ -227,21 +245,31 @@ export class Extractor<L extends LayerSpec = string> {
   }
 
   /**
-   * Runs the cut model on a libuv worker thread. The input is copied before this returns, so the
-   * caller may reuse its buffers at once. Calls may overlap; each runs on its own worker.
+   * Runs the cut model. The input is copied before this returns, so the caller may reuse its
+   * buffers at once. The call joins this extractor's queue and runs on the extractor's own
+   * thread, in the order calls were made; no libuv thread waits for it (fs, dns, sharp keep
+   * theirs). Calls queued right behind each other with inputs of the same shape run as one
+   * forward (`maxBatch`) and each gets its own rows.
    * @param input `{ data: Float32Array, shape: [N, C, H, W] }`, a float32 ndarray, or images
    *   (`{ data: Uint8Array, width, height, channels }`, one or an array), which are resized,
    *   cropped and normalised on the extractor's device first (see the `preprocess` option)
+   * @param options `signal` (an AbortSignal) and `timeoutMs` for this call
    * @returns the layer's features, or a record of them for several layers, in JavaScript memory
    * Rejects with INVALID_INPUT, FORWARD_FAILED (LibTorch's message: a wrong channel count, an
-   * input too small for the network), OUT_OF_MEMORY or DISPOSED.
+   * input too small for the network), OUT_OF_MEMORY, DISPOSED, QUEUE_FULL (`maxQueue` calls
+   * already waiting), ABORTED or TIMEOUT.
    */
-  async extract(input: ExtractInput): Promise<Features<L>> {
+  async extract(input: ExtractInput, options?: ExtractOptions): Promise<Features<L>> {
     const site = callSite();
+    const call = normalizeCallOptions(options);
+    if (call.signal?.aborted) throw aborted(call.signal);
     const batch = normalizeAnyInput(input);
     const native = this.#live();
-    const pending = callNative(() => ('images' in batch ? native.forwardImages(batch.images) : native.forward(batch.data, batch.shape)));
-    const outputs = await awaitNative(site, pending);
+    const id = nextCallId++;
+    const pending = callNative(() =>
+      'images' in batch ? native.forwardImages(batch.images, id) : native.forward(batch.data, batch.shape, id),
+    );
+    const outputs = await awaitNative(site, this.#settled(native, id, pending, call.signal, call.timeoutMs ?? this.#timeoutMs));
     this.#checkOptimization(native);
     return this.#features(outputs);
   }
@@ -297,6 +325,55 @@ export class Extractor<L extends LayerSpec = string> {
     return this.#native;
   }
 
+  // The call's outcome, or ABORTED / TIMEOUT first: a call still waiting is taken out of the
+  // queue; one running finishes in the background and its result is dropped.
+  #settled<T>(
+    native: NativeExtractor,
+    id: number,
+    pending: Promise<T>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+  ): Promise<T> {
+    if (!signal && timeoutMs === undefined) return pending;
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const stop = (error: ExtractorError) => {
+        finish();
+        reject(error);
+      };
+      const onAbort = () => {
+        native.cancel(id);
+        stop(aborted(signal!));
+      };
+      const finish = () => {
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          const started = !native.cancel(id);
+          stop(
+            new ExtractorError(
+              'TIMEOUT',
+              `the call took longer than ${timeoutMs} ms ${started ? '(its forward was running: it finishes in the background)' : 'waiting in the queue'}`,
+            ),
+          );
+        }, timeoutMs);
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      pending.then(
+        (value) => {
+          finish();
+          resolve(value);
+        },
+        (error: unknown) => {
+          finish();
+          reject(error);
+        },
+      );
+    });
+  }
+
   // After a forward: what optimize's check learned, and a warning when it dropped a level.
   #checkOptimization(native: NativeExtractor): void {
     const before = this.#optimization;
@@ -325,6 +402,12 @@ export class Extractor<L extends LayerSpec = string> {
     );
     return record as Features<L>;
   }
+}
+
+function aborted(signal: AbortSignal): ExtractorError {
+  const reason =
+    signal.reason instanceof Error ? `: ${signal.reason.message}` : signal.reason === undefined ? '' : `: ${String(signal.reason)}`;
+  return new ExtractorError('ABORTED', `the call was aborted${reason}`);
 }
 
 function freezeReport(report: OptimizationReport): Readonly<OptimizationReport> {

@@ -11,6 +11,7 @@ export type { VerifyOptions, VerifyReport } from './isolate';
 export type {
   Device,
   ExtractInput,
+  ExtractOptions,
   ExtractorOptions,
   Features,
   ImageInput,

@@ -25,6 +25,8 @@ export const DEFAULTS: Readonly<NativeOptions> = Object.freeze({
   tf32: false,
   threads: 0,
   allowUnsafeOperations: false,
+  maxBatch: 0,
+  maxQueue: 0,
   preprocess: Object.freeze({ resize: 256, crop: 224, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] }),
 });
 
@@ -39,6 +41,9 @@ const OPTION_NAMES = [
   'tf32',
   'threads',
   'allowUnsafeOperations',
+  'maxBatch',
+  'maxQueue',
+  'timeoutMs',
   'preprocess',
   'isolate',
 ];
@@ -240,6 +245,51 @@ export function normalizeOptions(options: unknown): NativeOptions {
       given.allowUnsafeOperations === undefined
         ? DEFAULTS.allowUnsafeOperations
         : checkBoolean(given.allowUnsafeOperations, 'allowUnsafeOperations'),
+    maxBatch: given.maxBatch === undefined ? DEFAULTS.maxBatch : checkCount(given.maxBatch, 'maxBatch', MAX_BATCH),
+    maxQueue: given.maxQueue === undefined ? DEFAULTS.maxQueue : checkCount(given.maxQueue, 'maxQueue', MAX_QUEUE),
     preprocess: normalizePreprocess(given.preprocess),
   };
+}
+
+/** The extractor's own `timeoutMs` (not a native option), or undefined. */
+export function timeoutOption(options: unknown): number | undefined {
+  if (options === null || typeof options !== 'object') return undefined;
+  const value = ownProperties(options).timeoutMs;
+  return value === undefined ? undefined : checkTimeout(value, 'timeoutMs');
+}
+
+/** The options of one extract() call: an AbortSignal and a time limit. */
+export function normalizeCallOptions(options: unknown): { signal?: AbortSignal; timeoutMs?: number } {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid(`Expected an object such as { signal, timeoutMs } for the options of extract but received ${describe(options)}`);
+  }
+  const given = ownProperties(options);
+  for (const key of Object.keys(given)) {
+    if (key !== 'signal' && key !== 'timeoutMs') throw invalid(`Unknown option '${key}' of extract; the options are: signal, timeoutMs`);
+  }
+  const signal = given.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw invalid(`Expected an AbortSignal for signal but received ${describe(signal)}`);
+  }
+  return { signal, timeoutMs: given.timeoutMs === undefined ? undefined : checkTimeout(given.timeoutMs, 'timeoutMs') };
+}
+
+// A forward batch beyond this is not batching; a queue beyond this is not a bound.
+const MAX_BATCH = 1 << 16;
+const MAX_QUEUE = 1 << 30;
+
+function checkCount(value: unknown, name: string, max: number): number {
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max) {
+    throw invalid(`Expected an integer from 1 to ${max} for ${name} but received ${describe(value)}`);
+  }
+  return value as number;
+}
+
+function checkTimeout(value: unknown, name: string): number {
+  // setTimeout's own limit: a longer delay fires at once.
+  if (typeof value !== 'number' || !(value > 0) || value > 2 ** 31 - 1) {
+    throw invalid(`Expected a number of milliseconds from 1 to ${2 ** 31 - 1} for ${name} but received ${describe(value)}`);
+  }
+  return value;
 }

@@ -100,6 +100,25 @@ export interface ExtractorOptions {
    */
   allowUnsafeOperations?: boolean;
   /**
+   * The most rows one forward takes when calls queue up: calls waiting right behind each other
+   * whose inputs have the same shape run as one forward (up to this many rows together), and each
+   * gets its own rows back. A lone call runs at once, never waiting for company. Default 8 on the
+   * CPU, 32 on CUDA; 1 runs every call on its own.
+   */
+  maxBatch?: number;
+  /**
+   * The most calls that may wait (not counting the one running); one more is rejected at once
+   * with `QUEUE_FULL`, for servers that would rather refuse work than pile it up. Default: no limit.
+   */
+  maxQueue?: number;
+  /**
+   * A time limit for each call, in milliseconds, from the moment it is made: a call still waiting
+   * then is removed from the queue, a call running is left to finish in the background (LibTorch
+   * cannot stop a forward) and its result dropped; either way it rejects with `TIMEOUT`. A call's
+   * own `timeoutMs` overrides it. Default: none.
+   */
+  timeoutMs?: number;
+  /**
    * `Extractor.create` only: load and run the model once in a child process first (see
    * `Extractor.verify`), so that a crashing or memory-hungry model costs a child, not the app:
    * `true`, or the limits `{ timeoutMs, maxMemoryMiB, inputShape }`. Default false.
@@ -159,6 +178,18 @@ export interface RuntimeInfo {
  * activation and residual addition fused, 3x3 stride-1 ones with the Winograd algorithm. All zero
  * elsewhere (GPU, other dtypes, no `optimize`, or a build without it: {@link RuntimeInfo.onednnFusion}).
  */
+/** Options of one {@link Extractor.extract} call. */
+export interface ExtractOptions {
+  /**
+   * Aborts the call: waiting, it is removed from the queue; running, it is left to finish in the
+   * background (LibTorch cannot stop a forward; the calls behind it wait for it) and its result is
+   * dropped. Either way the call rejects at once with `ABORTED`.
+   */
+  signal?: AbortSignal;
+  /** A time limit for this call in milliseconds, as the extractor's `timeoutMs` (which it overrides). */
+  timeoutMs?: number;
+}
+
 /** What `optimize` does now ({@link Extractor.optimization}). */
 export interface OptimizationReport {
   /**

@@ -5,6 +5,7 @@
 
 #include "addon_data.h"
 #include "errors.h"
+#include "forward_queue.h"
 #include "load.h"
 #include "native_extractor.h"
 #include "onednn_conv.h"
@@ -31,6 +32,13 @@ Napi::Value Runtime(const Napi::CallbackInfo& info) {
   });
 }
 
+// prepareExit(code): the main thread's process is exiting with `code` (forward_queue.h): no
+// forward starts any more, and one still running after a second ends the process at once.
+Napi::Value PrepareExitOf(const Napi::CallbackInfo& info) {
+  PrepareExit(info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0, /*wait_ms=*/1000);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 }  // namespace ltf
@@ -40,6 +48,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace ltf;
   auto* data = new AddonData();
   data->native_extractor = Napi::Persistent(NativeExtractor::Define(env));
+  data->completions = Completions::Create(env);
+  InstallExitGuard();
   env.SetInstanceData<AddonData>(data);  // deleted by Node when this environment is torn down
 
   exports.Set("load", Napi::Function::New<Load>(env, "load"));
@@ -47,6 +57,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listLayers", Napi::Function::New<ListLayersOf>(env, "listLayers"));
   exports.Set("summarize", Napi::Function::New<SummarizeOf>(env, "summarize"));
   exports.Set("runtime", Napi::Function::New<Runtime>(env, "runtime"));
+  exports.Set("prepareExit", Napi::Function::New<PrepareExitOf>(env, "prepareExit"));
   exports.Set("_testThrow", Napi::Function::New<TestThrow>(env, "_testThrow"));
   exports.Set("_testOptimizeTolerance",
               Napi::Function::New<TestOptimizeTolerance>(env, "_testOptimizeTolerance"));

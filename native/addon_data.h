@@ -3,10 +3,15 @@
 
 #include <napi.h>
 
+#include <memory>
+
+#include "completions.h"
+
 namespace ltf {
 
 struct AddonData {
   Napi::FunctionReference native_extractor;
+  std::shared_ptr<Completions> completions;  // results of forwards back to this JS thread
 };
 
 inline AddonData& GetAddonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

@@ -29,6 +29,9 @@ inline constexpr const char* kDisposed = "DISPOSED";
 inline constexpr const char* kForwardFailed = "FORWARD_FAILED";
 inline constexpr const char* kOutOfMemory = "OUT_OF_MEMORY";
 inline constexpr const char* kUnsafeModel = "UNSAFE_MODEL";
+inline constexpr const char* kQueueFull = "QUEUE_FULL";
+inline constexpr const char* kAborted = "ABORTED";
+inline constexpr const char* kTimeout = "TIMEOUT";
 inline constexpr const char* kInternal = "INTERNAL";
 }  // namespace code
 

@@ -7,6 +7,7 @@
 #include "preprocess.h"
 
 #include <optional>
+#include <utility>
 
 namespace ltf {
 
@@ -37,10 +38,8 @@ torch::Tensor PostProcess(torch::Tensor output, const ModelOptions& options) {
   return output.to(torch::kCPU).contiguous();  // no-op for a contiguous CPU tensor
 }
 
-// On the CPU, LibTorch's convolutions lose throughput past a few images per call (ResNet-18 at
-// layer4 on 2 cores, frozen and optimised: 119 images/s at batch 8, 98 at batch 32; the working
-// set of the activations outgrows the caches). Larger batches run in chunks of this size.
-constexpr int64_t kCpuChunk = 8;
+// Larger batches run in chunks of this size on the CPU (see kCpuMaxBatch).
+constexpr int64_t kCpuChunk = kCpuMaxBatch;
 
 std::vector<torch::Tensor> Forward(const CutModel& model, const torch::Tensor& batch) {
   std::vector<torch::Tensor> outputs;
@@ -76,35 +75,101 @@ std::vector<torch::Tensor> Run(const CutModel& model, torch::Tensor batch) {
   return outputs;
 }
 
-}  // namespace
-
 // LibTorch keeps one intra-op thread count for the process, but applies it to a thread only the
 // first time that thread runs parallel work: set it on the thread that runs, every time.
 void ApplyThreads(const ModelOptions& options) {
   if (options.threads > 0 && at::get_num_threads() != options.threads) at::set_num_threads(options.threads);
 }
 
-// Runs `make_batch` and the model on the model's executor thread, with its thread count, under
-// InferenceMode (thread-local: created on the thread that runs the forward).
-template <typename MakeBatch>
-std::vector<torch::Tensor> OnExecutor(const CutModel& model, MakeBatch&& make_batch) {
-  return model.executor->Run([&] {
-    ApplyThreads(model.options);
-    c10::InferenceMode guard;
-    // cuDNN's TF32 switch is process-wide: held at this extractor's choice while it runs.
-    std::optional<Tf32Scope> tf32;
-    if (model.device.is_cuda() && model.options.dtype == torch::kFloat) tf32.emplace(model.options.tf32);
-    return Run(model, make_batch());
-  });
-}
-
-std::vector<torch::Tensor> RunOnTensor(const CutModel& model, const torch::Tensor& input) {
+torch::Tensor ToDevice(const CutModel& model, const ForwardJob& job) {
   // From pinned memory the upload is queued on the stream, ahead of the forward: not waited for.
-  return OnExecutor(model, [&] { return input.to(model.device, /*non_blocking=*/input.is_pinned()); });
+  if (job.tensor.defined()) return job.tensor.to(model.device, /*non_blocking=*/job.tensor.is_pinned());
+  return PreprocessImages(job.images, model.options.preprocess, model.device);
 }
 
-std::vector<torch::Tensor> RunOnImages(const CutModel& model, const ImageBatch& images) {
-  return OnExecutor(model, [&] { return PreprocessImages(images, model.options.preprocess, model.device); });
+void Settle(ForwardJob& job, Outcome outcome) {
+  auto settle = std::move(job.settle);
+  job.settle = nullptr;  // settled once
+  try {
+    if (settle) settle(std::move(outcome));
+  } catch (...) {
+    // settle only hands the outcome on; nothing of it may end the queue's thread
+  }
+}
+
+// Runs jobs[begin, end), whose inputs have the same shape, as one forward and gives each its rows.
+void RunTogether(const CutModel& model, std::vector<ForwardJob>& jobs, std::vector<torch::Tensor>& inputs,
+                 size_t begin, size_t end) {
+  std::vector<torch::Tensor> outputs;
+  std::optional<ErrorInfo> error = Capture(code::kForwardFailed, [&] {
+    if (end - begin == 1) {
+      outputs = Run(model, std::move(inputs[begin]));
+    } else {
+      std::vector<torch::Tensor> parts(inputs.begin() + begin, inputs.begin() + end);
+      outputs = Run(model, torch::cat(parts));
+    }
+  });
+  if (error && end - begin > 1) {
+    // Each alone, so that each gets its own outcome (a batch too large for memory, say).
+    for (size_t i = begin; i < end; ++i) RunTogether(model, jobs, inputs, i, i + 1);
+    return;
+  }
+  int64_t row = 0;
+  for (size_t i = begin; i < end; ++i) {
+    const int64_t rows = inputs[i].size(0);
+    Outcome outcome;
+    if (error) {
+      outcome.error = error;
+    } else if (end - begin == 1) {
+      outcome.outputs = std::move(outputs);
+    } else {
+      for (const auto& output : outputs) outcome.outputs.push_back(output.narrow(0, row, rows));
+    }
+    row += rows;
+    Settle(jobs[i], std::move(outcome));
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<ForwardQueue> MakeQueue(const CutModel& model) {
+  int64_t max_batch = model.options.max_batch;
+  if (max_batch <= 0) max_batch = model.device.is_cuda() ? kCudaMaxBatch : kCpuMaxBatch;
+  return std::make_unique<ForwardQueue>(RunJobs, max_batch, model.options.max_queue);
+}
+
+void RunJobs(std::vector<ForwardJob>& jobs) {
+  const CutModel& model = *jobs.front().model;
+  ApplyThreads(model.options);
+  c10::InferenceMode guard;
+  // cuDNN's TF32 switch is process-wide: held at this extractor's choice while it runs.
+  std::optional<Tf32Scope> tf32;
+  if (model.device.is_cuda() && model.options.dtype == torch::kFloat) tf32.emplace(model.options.tf32);
+
+  std::vector<torch::Tensor> inputs(jobs.size());
+  std::vector<bool> ready(jobs.size(), false);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto error = Capture(code::kForwardFailed, [&] { inputs[i] = ToDevice(model, jobs[i]); });
+    if (error) {
+      Settle(jobs[i], Outcome{{}, error});
+    } else {
+      ready[i] = true;
+    }
+  }
+  // Runs of consecutive jobs whose inputs have the same shape (C, H, W), one forward each.
+  for (size_t begin = 0; begin < jobs.size();) {
+    if (!ready[begin]) {
+      ++begin;
+      continue;
+    }
+    size_t end = begin + 1;
+    while (end < jobs.size() && ready[end] && inputs[end].dim() == inputs[begin].dim() &&
+           inputs[end].sizes().slice(1) == inputs[begin].sizes().slice(1)) {
+      ++end;
+    }
+    RunTogether(model, jobs, inputs, begin, end);
+    begin = end;
+  }
 }
 
 }  // namespace ltf

@@ -68,6 +68,8 @@ ModelOptions ReadOptions(const Napi::Value& value) {
   options.tf32 = object.Get("tf32").As<Napi::Boolean>().Value();
   options.threads = object.Get("threads").As<Napi::Number>().Int32Value();
   options.allow_unsafe_operations = object.Get("allowUnsafeOperations").As<Napi::Boolean>().Value();
+  options.max_batch = object.Get("maxBatch").As<Napi::Number>().Int64Value();
+  options.max_queue = object.Get("maxQueue").As<Napi::Number>().Int64Value();
   const Napi::Value preprocess = object.Get("preprocess");
   if (preprocess.IsObject()) {
     const auto p = preprocess.As<Napi::Object>();

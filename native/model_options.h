@@ -33,6 +33,10 @@ struct ModelOptions {
   bool tf32 = false;
   int threads = 0;                       // LibTorch's intra-op threads (process-wide); 0: leave as it is
   bool allow_unsafe_operations = false;  // run models whose code reads or writes files
+  // Calls queued behind each other run as one forward up to this many rows (forward_queue.h);
+  // 0: the device's default (kDefaultMaxBatch in features.h).
+  int64_t max_batch = 0;
+  int64_t max_queue = 0;  // calls waiting at most; 0: no limit
   Preprocess preprocess;
 };
 

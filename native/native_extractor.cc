@@ -1,53 +1,80 @@
 #include "native_extractor.h"
 
 #include "addon_data.h"
+#include "completions.h"
 #include "device.h"
 #include "errors.h"
 #include "features.h"
-#include "promise_worker.h"
+#include "forward_queue.h"
+
+#include <future>
 #include "tensor_io.h"
 
 namespace ltf {
 
 namespace {
 
-// A batch to run: a float32 tensor, or images to preprocess. Copied out of JS memory on the JS
-// thread, so the caller may reuse its buffers as soon as the call returns.
-struct Batch {
-  torch::Tensor tensor;
-  ImageBatch images;
-};
-
-std::vector<torch::Tensor> RunBatch(const CutModel& model, const Batch& batch) {
-  return batch.tensor.defined() ? RunOnTensor(model, batch.tensor) : RunOnImages(model, batch.images);
-}
-
-class ForwardWorker : public PromiseWorker {
- public:
-  ForwardWorker(Napi::Env env, std::shared_ptr<CutModel> model, Batch batch)
-      : PromiseWorker(env, code::kForwardFailed), model_(std::move(model)), batch_(std::move(batch)) {}
-
- protected:
-  void Run() override {
-    outputs_ = RunBatch(*model_, batch_);
-    batch_ = Batch();  // free the copy of the input before the result goes back
-  }
-  Napi::Value Result(Napi::Env env) override { return OutputsToJs(env, outputs_); }
-
- private:
-  std::shared_ptr<CutModel> model_;
-  Batch batch_;
-  std::vector<torch::Tensor> outputs_;
-};
-
 using Boxed = std::shared_ptr<CutModel>;
 
-// Queues a forward on a libuv worker (which waits for the model's executor) and returns its Promise.
-Napi::Value QueueForward(Napi::Env env, std::shared_ptr<CutModel> model, Batch batch) {
-  auto* worker = new ForwardWorker(env, std::move(model), std::move(batch));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();  // the worker deletes itself once it has settled the promise
-  return promise;
+// Queues `job` on the model's forward queue and returns its Promise, settled on the JS thread
+// through the environment's Completions. The input was copied out of JS memory before this.
+Napi::Value QueueForward(Napi::Env env, std::shared_ptr<CutModel> model, ForwardJob job) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  auto completions = GetAddonData(env).completions;
+  job.model = model;
+  job.settle = [completions, deferred](Outcome outcome) {
+    completions->Post([deferred, outcome = std::move(outcome)](Napi::Env env) {
+      if (outcome.error) {
+        deferred.Reject(ToJsError(env, *outcome.error).Value());
+        return;
+      }
+      try {
+        deferred.Resolve(Guard(env, code::kForwardFailed, [&] { return OutputsToJs(env, outcome.outputs); }));
+      } catch (const Napi::Error& e) {
+        deferred.Reject(e.Value());
+      }
+    });
+  };
+  completions->Begin(env);
+  try {
+    model->queue->Push(std::move(job));
+  } catch (...) {
+    completions->Cancel(env);
+    throw;
+  }
+  return deferred.Promise();
+}
+
+// Queues `job` and waits for it on the calling (JS) thread: in order behind the calls queued
+// before it, on the model's own thread like every forward.
+std::vector<torch::Tensor> RunNow(std::shared_ptr<CutModel> model, ForwardJob job) {
+  std::promise<Outcome> done;
+  auto outcome = done.get_future();
+  job.model = model;
+  job.settle = [&done](Outcome result) { done.set_value(std::move(result)); };
+  model->queue->Push(std::move(job));
+  Outcome result = outcome.get();
+  if (result.error) throw NativeError(result.error->code, result.error->message);
+  return std::move(result.outputs);
+}
+
+// The job id JavaScript gives (for cancel()), or 0.
+uint64_t ReadId(const Napi::Value& value) {
+  return value.IsNumber() ? static_cast<uint64_t>(value.As<Napi::Number>().Int64Value()) : 0;
+}
+
+ForwardJob TensorJob(const Napi::CallbackInfo& info, const CutModel& model) {
+  ForwardJob job;
+  job.tensor = InputFromJs(info[0], info[1], WantsPinnedInput(model));
+  job.id = ReadId(info[2]);
+  return job;
+}
+
+ForwardJob ImagesJob(const Napi::CallbackInfo& info, const CutModel& model) {
+  ForwardJob job;
+  job.images = ImagesFromJs(info[0], WantsPinnedInput(model));
+  job.id = ReadId(info[1]);
+  return job;
 }
 
 Napi::Array Strings(Napi::Env env, const std::vector<std::string>& values) {
@@ -94,6 +121,8 @@ Napi::Function NativeExtractor::Define(Napi::Env env) {
                          InstanceMethod<&NativeExtractor::ForwardImagesSync>("forwardImagesSync"),
                          InstanceMethod<&NativeExtractor::ForwardImages>("forwardImages"),
                          InstanceMethod<&NativeExtractor::Optimization>("optimization"),
+                         InstanceMethod<&NativeExtractor::Cancel>("cancel"),
+                         InstanceMethod<&NativeExtractor::Waiting>("waiting"),
                          InstanceMethod<&NativeExtractor::Dispose>("dispose"),
                      });
 }
@@ -148,7 +177,7 @@ Napi::Value NativeExtractor::ForwardSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
     const auto model = Model();
-    return OutputsToJs(env, RunOnTensor(*model, InputFromJs(info[0], info[1], WantsPinnedInput(*model))));
+    return OutputsToJs(env, RunNow(model, TensorJob(info, *model)));
   });
 }
 
@@ -156,7 +185,7 @@ Napi::Value NativeExtractor::ForwardImagesSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
     const auto model = Model();
-    return OutputsToJs(env, RunOnImages(*model, ImagesFromJs(info[0], WantsPinnedInput(*model))));
+    return OutputsToJs(env, RunNow(model, ImagesJob(info, *model)));
   });
 }
 
@@ -164,8 +193,8 @@ Napi::Value NativeExtractor::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
     auto model = Model();
-    const bool pinned = WantsPinnedInput(*model);
-    return QueueForward(env, std::move(model), Batch{InputFromJs(info[0], info[1], pinned), {}});
+    ForwardJob job = TensorJob(info, *model);
+    return QueueForward(env, std::move(model), std::move(job));
   });
 }
 
@@ -173,13 +202,32 @@ Napi::Value NativeExtractor::ForwardImages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kForwardFailed, [&]() -> Napi::Value {
     auto model = Model();
-    const bool pinned = WantsPinnedInput(*model);
-    return QueueForward(env, std::move(model), Batch{torch::Tensor(), ImagesFromJs(info[0], pinned)});
+    ForwardJob job = ImagesJob(info, *model);
+    return QueueForward(env, std::move(model), std::move(job));
+  });
+}
+
+Napi::Value NativeExtractor::Cancel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, code::kInternal, [&]() -> Napi::Value {
+    // After dispose() the queue may still hold this extractor's jobs: cancel them all the same.
+    const auto model = model_ ? model_ : last_model_.lock();
+    return Napi::Boolean::New(env, model && model->queue->Cancel(ReadId(info[0])));
+  });
+}
+
+Napi::Value NativeExtractor::Waiting(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, code::kInternal, [&]() -> Napi::Value {
+    const auto model = model_ ? model_ : last_model_.lock();
+    return Napi::Number::New(env, model ? static_cast<double>(model->queue->Waiting()) : 0);
   });
 }
 
 Napi::Value NativeExtractor::Dispose(const Napi::CallbackInfo& info) {
-  // Workers in flight hold their own reference: the memory goes when the last of them is done.
+  // Jobs queued or running hold their own reference: the memory goes when the last of them is
+  // done (on the queue's thread, which then ends). Nothing here waits for them.
+  last_model_ = model_;
   model_.reset();
   return info.Env().Undefined();
 }

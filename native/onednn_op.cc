@@ -50,7 +50,7 @@ class OneDnnConv : public torch::CustomClassHolder {
 
   ConvSpec spec_;
   dnnl::memory::dims weight_dims_;  // OIHW
-  // One forward at a time per model (executor.h), but the plan cache is guarded anyway.
+  // One forward at a time per model (forward_queue.h), but the plan cache is guarded anyway.
   std::mutex mutex_;
   std::deque<Plan> plans_;  // most recently made first
 };

@@ -28,7 +28,7 @@ struct Activation {
   float low = 0.f, high = 0.f;  // kClip's bounds
 };
 
-// Scratch memory for the convolutions of one model, which run one at a time (executor.h). oneDNN
+// Scratch memory for the convolutions of one model, which run one at a time (forward_queue.h). oneDNN
 // as Debian builds it allocates a primitive's scratch space on every run when it manages it: for
 // Winograd, tens of MB mapped and unmapped per convolution (9,400 page faults and 17 ms of system
 // time per ResNet-18 forward at batch 8). Held here, it is allocated once, at its largest.

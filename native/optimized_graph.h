@@ -62,7 +62,7 @@ class OptimizedGraph {
   // fully optimised cut.
   OptimizedGraph(const torch::jit::Module& unfrozen, OptimizeSettings settings);
 
-  // Runs `batch` and returns the graph's outputs. Called on the model's executor thread only (one
+  // Runs `batch` and returns the graph's outputs. Called on the model's queue thread only (one
   // forward at a time); a new input shape is checked first (see above).
   std::vector<torch::Tensor> Forward(const torch::Tensor& batch);
 
@@ -73,7 +73,7 @@ class OptimizedGraph {
   void Drop(const std::string& why);         // to the next level down
   void Checked(std::vector<int64_t> shape);  // this input shape agreed at the current level
 
-  // Touched by Forward only, on the executor thread.
+  // Touched by Forward only, on the queue thread.
   torch::jit::Module reference_;
   torch::jit::Module current_;
   OptimizeSettings settings_;

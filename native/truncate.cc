@@ -8,6 +8,7 @@
 #include "chain.h"
 #include "device.h"
 #include "errors.h"
+#include "features.h"
 #include "graph_cut.h"
 #include "inspect.h"
 #include "jit_child.h"
@@ -135,6 +136,7 @@ std::shared_ptr<CutModel> BuildCutModel(const ModelSource& source, const std::ve
       model->parameter_count = cut.parameter_count;
     }
   }  // The original module goes here, and with it everything the cut does not use.
+  model->queue = MakeQueue(*model);
   return model;
 }
 

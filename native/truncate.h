@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "executor.h"
+#include "forward_queue.h"
 #include "model_options.h"
 #include "optimized_graph.h"
 
@@ -29,7 +29,7 @@ struct LayerInfo {
 };
 
 // The model cut at one or more layers, on its device. Immutable once built, apart from what
-// `optimized` learns on the executor's thread.
+// `optimized` learns on the queue's thread.
 struct CutModel {
   // Exactly one of these runs the model. The article's way, where the forward is a plain chain of
   // top-level children up to a single cut:
@@ -37,7 +37,7 @@ struct CutModel {
   // Everywhere else: the forward graph cut at the layers, frozen; returns a tuple of tensors.
   std::optional<torch::jit::Module> graph;
   // Or with `optimize`: the same, optimised, checking itself against the plain cut. Its state
-  // changes only on the executor's thread, which runs one forward at a time.
+  // changes only on the queue's thread, which runs one forward at a time.
   std::shared_ptr<OptimizedGraph> optimized;
 
   std::vector<std::string> outputs;  // the layers returned, in order
@@ -46,8 +46,9 @@ struct CutModel {
   int64_t parameter_count = 0;       // parameters kept, each counted once
   torch::Device device = torch::kCPU;
   ModelOptions options;
-  // Runs every forward of this model (see executor.h).
-  std::unique_ptr<Executor> executor = std::make_unique<Executor>();
+  // Runs every forward of this model, one after another (forward_queue.h). Last: stopped before
+  // what its jobs use goes.
+  std::unique_ptr<ForwardQueue> queue;
 };
 
 // Loads a TorchScript model on the CPU, after reading its archive without running any of it

@@ -222,6 +222,21 @@ def truncate_record(source, target, record, size):
             new.writestr(info.filename, data[:size] if info.filename.endswith(record) else data)
 
 
+class Spin(torch.nn.Module):
+    """A model whose forward never returns (2^63 iterations of an integer loop): what a hostile or
+    broken model can do to the thread that runs it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        n = 0
+        while n >= 0:
+            n = n + 1
+        return self.conv(x + n)  # conv's input needs the loop: every cut at conv runs it
+
+
 class Ballast(torch.nn.Module):
     def forward(self, x):
         ballast = torch.ones(1 << 30)  # 4 GiB of float32, written
@@ -288,6 +303,7 @@ def bad_models():
         archive.writestr('readme.txt', 'a zip archive, not a model')
     torch.jit.script(ReadsFile().eval()).save(os.path.join(OUT, 'bad-reads-file.pt'))
     torch.jit.script(SetStateWrites().eval()).save(os.path.join(OUT, 'bad-setstate-writes.pt'))
+    torch.jit.script(Spin().eval()).save(os.path.join(OUT, 'bad-spin.pt'))
     # conv.weight of chain.pt: 2,304 bytes, cut to 4.
     truncate_record(os.path.join(OUT, 'chain.pt'), os.path.join(OUT, 'bad-short-record.pt'), '/data/0', 4)
     torch.jit.script(TwoOutputs().eval()).save(os.path.join(OUT, 'two-outputs.pt'))
@@ -297,7 +313,7 @@ def bad_models():
     return {'stateDict': 'bad-state-dict.pt', 'pickledModule': 'bad-pickled-module.pt', 'truncated': 'bad-truncated.pt',
             'notTorchScript': 'bad-not-torchscript.zip', 'readsFile': 'bad-reads-file.pt', 'twoOutputs': 'two-outputs.pt',
             'memoryBomb': 'bad-memory-bomb.pt', 'deepCondition': 'bad-deep-condition.pt',
-            'setstateWrites': 'bad-setstate-writes.pt', 'shortRecord': 'bad-short-record.pt'}
+            'setstateWrites': 'bad-setstate-writes.pt', 'shortRecord': 'bad-short-record.pt', 'spin': 'bad-spin.pt'}
 
 
 def torchsummary_rows(model, input_shape):

@@ -66,7 +66,8 @@ export interface Manifest {
     | 'memoryBomb'
     | 'deepCondition'
     | 'setstateWrites'
-    | 'shortRecord',
+    | 'shortRecord'
+    | 'spin',
     string
   >;
   preprocess: {
