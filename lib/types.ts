@@ -90,7 +90,7 @@ export interface ExtractorOptions {
   /**
    * LibTorch's intra-op thread count, set before each of this extractor's runs. Process-wide:
    * LibTorch has one count for all its threads, so extractors with different values take turns
-   * setting it. Default: LibTorch's own (the number of cores).
+   * setting it. Default: `OMP_NUM_THREADS` if set, else the CPUs this process may run on.
    */
   threads?: number;
   /**

@@ -108,8 +108,8 @@ OptimizedGraph::OptimizedGraph(const torch::jit::Module& unfrozen, OptimizeSetti
     : settings_(settings) {
   // Freezing copies the parameters it keeps: the unfrozen module is not kept (the next level down
   // is frozen from the reference, which holds them as constants).
-  reference_ = FreezeAt(unfrozen, OptimizeLevel::kPlain, settings_, nullptr);
   current_ = FreezeAt(unfrozen, OptimizeLevel::kFull, settings_, &report_.onednn);
+  reference_ = FreezeAt(unfrozen, OptimizeLevel::kPlain, settings_, nullptr);
 }
 
 std::vector<torch::Tensor> OptimizedGraph::Forward(const torch::Tensor& batch) {
