@@ -65,7 +65,7 @@ export interface NativeSummaryRow {
   parameters: number;
 }
 
-/** The object that owns a cut model (native/native_extractor.h). */
+/** The object that owns a cut model (native/binding/native_extractor.h). */
 export interface NativeExtractor {
   describe(): NativeDescription;
   forwardSync(data: Float32Array, shape: number[]): NativeTensor[];
@@ -88,7 +88,7 @@ export interface NativeRuntime {
   onednnFusion: boolean;
 }
 
-/** The addon's exports (native/addon.cc). */
+/** The addon's exports (native/binding/addon.cc). */
 export interface Binding {
   load(source: string | Uint8Array, layers: string[], options: NativeOptions): NativeExtractor;
   loadAsync(source: string | Uint8Array, layers: string[], options: NativeOptions): Promise<NativeExtractor>;
@@ -100,9 +100,9 @@ export interface Binding {
     allowUnsafeOperations: boolean,
   ): { rows: NativeSummaryRow[]; outputShapes: number[][]; totalParameters: number };
   runtime(): NativeRuntime;
-  /** The main thread's process is exiting with `code`: no forward starts any more (native/forward_queue.h). */
+  /** The main thread's process is exiting with `code`: no forward starts any more (native/runtime/forward_queue.h). */
   prepareExit(code: number): void;
-  /** Tests only: throws one kind of C++ exception through the chokepoint (native/test_hooks.cc). */
+  /** Tests only: throws one kind of C++ exception through the chokepoint (native/binding/test_hooks.cc). */
   _testThrow(kind: string, async: boolean): Promise<void> | undefined;
   _testOptimizeTolerance(tolerance: number | null): void;
 }
@@ -119,7 +119,7 @@ export function getBinding(): Binding {
     const explicit = process.env.LIBTORCH_FEATURES_BINARY;
     const load = require('node-gyp-build') as (dir: string) => Binding;
     binding = explicit ? (require(path.resolve(explicit)) as Binding) : load(PACKAGE_ROOT);
-    // No forward may run while exit() takes LibTorch down (native/forward_queue.h).
+    // No forward may run while exit() takes LibTorch down (native/runtime/forward_queue.h).
     const loaded = binding;
     if (isMainThread) process.on('exit', (code) => loaded.prepareExit(typeof code === 'number' ? code : 0));
     return binding;

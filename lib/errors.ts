@@ -3,7 +3,7 @@
  * addon, is an {@link ExtractorError} with a stable {@link ExtractorError.code}.
  */
 
-/** Every code an {@link ExtractorError} can carry. Keep in step with native/errors.h. */
+/** Every code an {@link ExtractorError} can carry. Keep in step with native/common/errors.h. */
 export const ERROR_CODES = [
   'MODEL_NOT_FOUND',
   'MODEL_LOAD_FAILED',

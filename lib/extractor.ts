@@ -5,6 +5,7 @@ import { getBinding, type NativeExtractor, type NativeTensor } from './binding';
 import { ExtractorError, awaitNative, callNative, callSite } from './errors';
 import { FeatureTensor } from './feature-tensor';
 import { normalizeAnyInput } from './input';
+import { LIMITS } from './limits';
 import {
   isolateOption,
   normalizeCallOptions,
@@ -293,7 +294,11 @@ export class Extractor<L extends LayerSpec = string> {
    */
   summary(inputShape: readonly number[]): ModelSummary {
     this.#live();
-    if (!Array.isArray(inputShape) || inputShape.length === 0 || !inputShape.every((d) => Number.isInteger(d) && d >= 1 && d <= 1 << 16)) {
+    if (
+      !Array.isArray(inputShape) ||
+      inputShape.length === 0 ||
+      !inputShape.every((d) => Number.isInteger(d) && d >= 1 && d <= LIMITS.maxShapeSide)
+    ) {
       throw new ExtractorError(
         'INVALID_ARGUMENT',
         `Expected positive integers such as [3, 224, 224] for inputShape but received ${String(inputShape)}`,

@@ -6,6 +6,7 @@ import { types } from 'node:util';
 
 import { ExtractorError } from './errors';
 import { describe } from './options';
+import { LIMITS } from './limits';
 import type { ExtractInput, ImageInput } from './types';
 
 /** What native forward() takes. */
@@ -20,7 +21,7 @@ export interface NormalizedImages {
 }
 
 // Far beyond any photo; keeps height x width x channels well inside safe integers.
-const MAX_SIDE = 1 << 16;
+const MAX_SIDE = LIMITS.maxImageSide;
 
 /** The rank the models take: a batch of images, [N, C, H, W]. */
 const RANK = 4;

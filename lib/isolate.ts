@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { ExtractorError, type ErrorCode } from './errors';
+import { LIMITS } from './limits';
 import { describe, ownProperties } from './options';
 import type { LayerInfo, ModelSource } from './types';
 
@@ -71,7 +72,11 @@ function check(given: VerifyOptions): Required<Omit<VerifyOptions, 'layer'>> & P
     throw bad(`Expected a positive number for timeoutMs but received ${describe(timeoutMs)}`);
   if (!(Number.isFinite(maxMemoryMiB) && maxMemoryMiB > 0))
     throw bad(`Expected a positive number for maxMemoryMiB but received ${describe(maxMemoryMiB)}`);
-  if (!Array.isArray(inputShape) || inputShape.length !== 4 || !inputShape.every((d) => Number.isInteger(d) && d > 0 && d <= 4096)) {
+  if (
+    !Array.isArray(inputShape) ||
+    inputShape.length !== 4 ||
+    !inputShape.every((d) => Number.isInteger(d) && d > 0 && d <= LIMITS.maxVerifySide)
+  ) {
     throw bad(`Expected [N, C, H, W] positive integers for inputShape but received ${describe(inputShape)}`);
   }
   if (options.options !== undefined && (options.options === null || typeof options.options !== 'object')) {

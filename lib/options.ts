@@ -6,6 +6,7 @@ import * as path from 'node:path';
 
 import type { NativeOptions } from './binding';
 import { ExtractorError } from './errors';
+import { LIMITS } from './limits';
 import type { LayerSpec } from './types';
 
 /** ImageNet's per-channel mean (RGB), as torchvision's pretrained models expect: the default `preprocess.mean`. */
@@ -50,7 +51,7 @@ const OPTION_NAMES = [
 const PREPROCESS_NAMES = ['resize', 'crop', 'mean', 'std'];
 const DEVICE = /^(auto|cpu|cuda|cuda:(0|[1-9]\d{0,3}))$/;
 // Far beyond any image a CNN is run on; keeps sizes well inside int64 arithmetic natively.
-const MAX_SIDE = 1 << 16;
+const MAX_SIDE = LIMITS.maxImageSide;
 
 /** Describes a received value for an error message: `-1 of type number`. */
 export function describe(value: unknown): string {
@@ -82,7 +83,7 @@ export function isolateOption(options: unknown): unknown {
 }
 
 /** The longest layer name taken: far beyond any module path, short enough to search safely. */
-export const MAX_LAYER_NAME = 1024;
+export const MAX_LAYER_NAME = LIMITS.maxLayerName;
 
 /** The layer names native code takes, and the keys the results get. */
 export interface LayerRequest {
@@ -276,8 +277,8 @@ export function normalizeCallOptions(options: unknown): { signal?: AbortSignal; 
 }
 
 // A forward batch beyond this is not batching; a queue beyond this is not a bound.
-const MAX_BATCH = 1 << 16;
-const MAX_QUEUE = 1 << 30;
+const MAX_BATCH = LIMITS.maxBatch;
+const MAX_QUEUE = LIMITS.maxQueue;
 
 function checkCount(value: unknown, name: string, max: number): number {
   if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max) {

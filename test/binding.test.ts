@@ -15,6 +15,8 @@ describe('binding', () => {
     try {
       fs.cpSync(path.join(ROOT, 'dist', 'lib'), path.join(dir, 'dist', 'lib'), { recursive: true });
       fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+      // What an installed package holds beside dist/: the limits table lib/limits.ts reads.
+      fs.cpSync(path.join(ROOT, 'native', 'common', 'limits.json'), path.join(dir, 'native', 'common', 'limits.json'));
       fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
       const script = `
         const { Extractor } = require(${JSON.stringify(path.join(dir, 'dist', 'lib'))});

@@ -287,7 +287,7 @@ describe('inputs that pass for what they are not', () => {
     const fs = await import('node:fs');
     const { ERROR_CODES } = await import('../lib/errors');
     const root = path.join(__dirname, '..', '..');
-    const header = fs.readFileSync(path.join(root, 'native', 'errors.h'), 'utf8');
+    const header = fs.readFileSync(path.join(root, 'native', 'common', 'errors.h'), 'utf8');
     const native = [...header.matchAll(/inline constexpr const char\* k\w+ = "([A-Z_]+)";/g)].map((m) => m[1]);
     assert.ok(native.length >= 10, 'read the native codes');
     for (const c of native) assert.ok((ERROR_CODES as readonly string[]).includes(c), `${c} is native but not in ERROR_CODES`);
@@ -306,6 +306,7 @@ describe('two copies of the package in one process', () => {
     try {
       fs.cpSync(path.join(root, 'dist', 'lib'), path.join(copy, 'dist', 'lib'), { recursive: true });
       fs.cpSync(path.join(root, 'package.json'), path.join(copy, 'package.json'));
+      fs.cpSync(path.join(root, 'native', 'common', 'limits.json'), path.join(copy, 'native', 'common', 'limits.json'));
       fs.mkdirSync(path.join(copy, 'build', 'Release'), { recursive: true });
       fs.cpSync(
         path.join(root, 'build', 'Release', 'libtorch_features.node'),

@@ -1,5 +1,5 @@
 /**
- * optimize's oneDNN rewrite on the CPU (native/onednn_conv.h): convolutions with their activation
+ * optimize's oneDNN rewrite on the CPU (native/onednn/onednn_conv.h): convolutions with their activation
  * and residual addition fused, Winograd for 3x3 stride-1 ones. Every result against PyTorch's.
  */
 import * as assert from 'node:assert/strict';

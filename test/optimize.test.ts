@@ -1,5 +1,5 @@
 /**
- * `optimize` checks itself against the plain cut (native/optimized_graph.h): the first batch of
+ * `optimize` checks itself against the plain cut (native/graph/optimized_graph.h): the first batch of
  * each input shape runs both ways, and a level that disagrees is dropped. Every result here is
  * compared with PyTorch's own, not with the plain cut's.
  */

@@ -1,5 +1,5 @@
 /**
- * The forward queue (native/forward_queue.h): each extractor runs its calls on its own thread, in
+ * The forward queue (native/runtime/forward_queue.h): each extractor runs its calls on its own thread, in
  * order, batching calls queued behind each other; no libuv pool thread waits for it. Cases that
  * leave a forward running forever run in a child process with a time limit.
  */

@@ -1,0 +1,95 @@
+#include "graph/graph_cut.h"
+
+#include <torch/csrc/jit/ir/ir.h>
+
+#include "graph/graph_ops.h"
+#include "graph/module_tree.h"
+#include "graph/optimized_graph.h"
+#include "graph/placement.h"
+#include "onednn/onednn_allocator.h"
+
+namespace ltf {
+
+namespace {
+
+using torch::jit::Module;
+using torch::jit::Node;
+using torch::jit::Value;
+
+// Each output is a clone of the value the call produced, so that an in-place operation the model
+// does later (ResNet's `out += identity` after bn2) cannot change it. Where nothing else reads the
+// value, or what it was computed from, the clone is dropped again.
+void DropNeedlessClones(const std::vector<Node*>& clones) {
+  for (Node* clone : clones) {
+    Value* source = clone->inputs().at(0);
+    if (!AliasReadAfter(source, clone)) {
+      clone->output()->replaceAllUsesWith(source);
+      clone->destroy();
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<CallSite> ListCalls(const Module& root) {
+  auto expanded =
+      ExpandForward(root, [&root](const std::string& path) { return HasChildren(ModuleAt(root, path)); });
+  std::vector<CallSite> cuttable;
+  for (auto& call : expanded.calls) {
+    if (call.output_index >= 0) cuttable.push_back(std::move(call));
+  }
+  return cuttable;
+}
+
+GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, torch::Device device,
+                  torch::Dtype dtype, bool channels_last, bool optimize, bool winograd) {
+  std::vector<Target> targets;
+  for (const auto& name : names) targets.push_back(ResolveTarget(root, name));
+  // Inline only what leads to the targets: the calls of their ancestors.
+  auto expanded = ExpandForward(root, AncestorsOf(targets));
+  auto& graph = expanded.graph;
+  const std::vector<Value*> values = TargetValues(expanded, targets);
+
+  // The outputs become a tuple of (clones of) the targets' values.
+  while (!graph->outputs().empty()) graph->eraseOutput(graph->outputs().size() - 1);
+  std::vector<Node*> clones;
+  std::vector<Value*> cloned;
+  for (Value* value : values) {
+    torch::jit::WithInsertPoint after(value->node()->next());
+    Value* copy = graph->insert(c10::aten::clone, {value});
+    clones.push_back(copy->node());
+    cloned.push_back(copy);
+  }
+  graph->registerOutput(graph->insertNode(graph->createTuple(cloned))->output());
+  RemoveDeadCode(graph);
+  DropNeedlessClones(clones);
+
+  GraphCut cut;
+  cut.parameter_count = CountParameters(*graph, root, &cut.kept);
+  Module module = BuildModule(root, graph);
+  Place(module, device, dtype, channels_last);
+  module.eval();
+  if (optimize) {
+    // optimize on the CPU runs on oneDNN (MKLDNN) tensors: their caching allocator goes in now,
+    // the first time a process needs it, not when the addon loads.
+    if (device.is_cpu()) InstallOneDnnAllocator();
+    OptimizeSettings settings;
+    settings.onednn_fusion = device.is_cpu() && dtype == torch::kFloat && OneDnnFusionEnabled();
+    settings.winograd = winograd;
+    settings.tolerance = OptimizeTolerance(dtype);
+    // Asked for explicitly: where freezing fails, the error says why it cannot be done.
+    cut.optimized = std::make_shared<OptimizedGraph>(module, settings);
+    return cut;
+  }
+  // Freezing inlines the calls and keeps only the parameters the cut reads as constants, so the
+  // modules left out are released with `root`. No conv-bn folding: the numbers stay those of the
+  // model. Where freezing fails, the unfrozen module still runs.
+  try {
+    cut.module = FreezeAt(module, OptimizeLevel::kPlain, OptimizeSettings(), nullptr);
+  } catch (const c10::Error&) {
+    cut.module = module;
+  }
+  return cut;
+}
+
+}  // namespace ltf

@@ -1,0 +1,175 @@
+#include "graph/optimized_graph.h"
+
+#include <torch/csrc/jit/api/function_impl.h>
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "graph/graph_ops.h"
+
+namespace ltf {
+
+namespace {
+
+std::vector<torch::Tensor> RunModule(torch::jit::Module module, const torch::Tensor& batch) {
+  const c10::IValue result = module.forward({batch});  // the tuple must outlive the loop
+  std::vector<torch::Tensor> outputs;
+  for (const auto& value : result.toTupleRef().elements()) outputs.push_back(value.toTensor());
+  return outputs;
+}
+
+std::string ShapeText(c10::IntArrayRef sizes) {
+  std::ostringstream text;
+  for (size_t i = 0; i < sizes.size(); ++i) text << (i ? "x" : "") << sizes[i];
+  return text.str();
+}
+
+// Whether `actual` agrees with `expected`: same shape, non-finite values in the same places, and
+// the largest difference at most `tolerance` times the largest |expected| (plus 1e-6, for outputs
+// that are all zeros). Says why not in *why.
+bool Agrees(const torch::Tensor& actual, const torch::Tensor& expected, double tolerance, std::string* why) {
+  if (actual.sizes() != expected.sizes()) {
+    *why = "shape " + ShapeText(actual.sizes()) + " instead of " + ShapeText(expected.sizes());
+    return false;
+  }
+  auto a = actual.to(torch::kCPU, torch::kFloat);
+  auto e = expected.to(torch::kCPU, torch::kFloat);
+  const auto finite = torch::isfinite(e);
+  if (!torch::equal(torch::isfinite(a), finite)) {
+    *why = "NaN or infinity where the plain cut has none, or the other way round";
+    return false;
+  }
+  a = a.masked_fill(finite.logical_not(), 0);
+  e = e.masked_fill(finite.logical_not(), 0);
+  const double scale = e.numel() ? e.abs().max().item<double>() : 0.0;
+  const double difference = e.numel() ? (a - e).abs().max().item<double>() : 0.0;
+  if (difference <= tolerance * scale + 1e-6) return true;
+  std::ostringstream text;
+  text << "max-abs difference " << difference << " against a largest |value| of " << scale << " ("
+       << difference / std::max(scale, std::numeric_limits<double>::min()) << " relative, tolerance "
+       << tolerance << ")";
+  *why = text.str();
+  return false;
+}
+
+}  // namespace
+
+const char* LevelName(OptimizeLevel level) {
+  switch (level) {
+    case OptimizeLevel::kFull:
+      return "full";
+    case OptimizeLevel::kFolded:
+      return "folded";
+    case OptimizeLevel::kPlain:
+      return "plain";
+  }
+  return "plain";
+}
+
+namespace {
+std::mutex test_tolerance_mutex;
+std::optional<double> test_tolerance;
+}  // namespace
+
+void SetOptimizeToleranceForTests(std::optional<double> tolerance) {
+  std::lock_guard<std::mutex> lock(test_tolerance_mutex);
+  test_tolerance = tolerance;
+}
+
+double OptimizeTolerance(torch::Dtype dtype) {
+  {
+    std::lock_guard<std::mutex> lock(test_tolerance_mutex);
+    if (test_tolerance) return *test_tolerance;
+  }
+  if (dtype == torch::kHalf) return 2e-2;
+  if (dtype == torch::kBFloat16) return 5e-2;
+  return 1e-3;
+}
+
+torch::jit::Module FreezeAt(const torch::jit::Module& module, OptimizeLevel level,
+                            const OptimizeSettings& settings, OneDnnReport* onednn) {
+  // Freezing keeps only the parameters the cut reads, as constants that share the module's
+  // tensors; numerical freezing folds batch norms into new ones.
+  auto frozen =
+      torch::jit::freeze(module, c10::nullopt, /*optimize_numerics=*/level != OptimizeLevel::kPlain);
+  if (level == OptimizeLevel::kFull) frozen = torch::jit::optimize_for_inference(frozen);
+  // Frozen, every call is inlined and the alias analysis sees through what calls hid: dead code
+  // that had to stay before (a call beside an in-place operator) goes now.
+  auto graph = torch::jit::toGraphFunction(frozen.get_method("forward").function()).graph();
+  RemoveDeadCode(graph);
+  if (level == OptimizeLevel::kFull && settings.onednn_fusion) {
+    *onednn = FuseOneDnnConvolutions(graph, settings.winograd);
+  }
+  return frozen;
+}
+
+OptimizedGraph::OptimizedGraph(const torch::jit::Module& unfrozen, OptimizeSettings settings)
+    : settings_(settings) {
+  // Freezing copies the parameters it keeps: the unfrozen module is not kept (the next level down
+  // is frozen from the reference, which holds them as constants).
+  current_ = FreezeAt(unfrozen, OptimizeLevel::kFull, settings_, &report_.onednn);
+  reference_ = FreezeAt(unfrozen, OptimizeLevel::kPlain, settings_, nullptr);
+}
+
+std::vector<torch::Tensor> OptimizedGraph::Forward(const torch::Tensor& batch) {
+  std::vector<int64_t> shape = batch.sizes().vec();
+  if (checked_.count(shape)) return RunModule(current_, batch);
+
+  auto expected = RunModule(reference_, batch);
+  while (level_ != OptimizeLevel::kPlain) {
+    std::string why;
+    try {
+      auto outputs = RunModule(current_, batch);
+      bool agree = outputs.size() == expected.size();
+      if (!agree) why = "a different number of outputs";
+      for (size_t i = 0; agree && i < outputs.size(); ++i) {
+        if (!Agrees(outputs[i], expected[i], settings_.tolerance, &why)) {
+          agree = false;
+          why = "output " + std::to_string(i) + ": " + why;
+        }
+      }
+      if (agree) {
+        Checked(std::move(shape));
+        return outputs;
+      }
+    } catch (const std::exception& error) {
+      // The plain cut ran this input: the optimised one should have, too.
+      why = std::string("it failed: ") + error.what();
+    }
+    Drop("optimize at level '" + std::string(LevelName(level_)) + "' disagreed with the plain cut on input " +
+         ShapeText(batch.sizes()) + ": " + why);
+  }
+  Checked(std::move(shape));
+  return expected;
+}
+
+void OptimizedGraph::Checked(std::vector<int64_t> shape) {
+  checked_.insert(shape);
+  std::lock_guard<std::mutex> lock(report_mutex_);
+  report_.checked_shapes.push_back(std::move(shape));
+}
+
+void OptimizedGraph::Drop(const std::string& why) {
+  if (level_ == OptimizeLevel::kFull) {
+    level_ = OptimizeLevel::kFolded;
+    current_ = FreezeAt(reference_, OptimizeLevel::kFolded, settings_, nullptr);
+  } else {
+    level_ = OptimizeLevel::kPlain;
+    current_ = reference_;
+  }
+  // Shapes checked at the level above are checked again at this one.
+  checked_.clear();
+  std::lock_guard<std::mutex> lock(report_mutex_);
+  report_.level = level_;
+  report_.checked_shapes.clear();
+  report_.fallback = report_.fallback.empty() ? why : report_.fallback + "; " + why;
+  report_.onednn = OneDnnReport();
+}
+
+OptimizationReport OptimizedGraph::Report() const {
+  std::lock_guard<std::mutex> lock(report_mutex_);
+  return report_;
+}
+
+}  // namespace ltf
