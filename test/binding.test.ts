@@ -45,4 +45,20 @@ describe('binding', () => {
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /^\d+\.\d+/);
   });
+
+  it('only native/binding/ includes Node-API: the core can be built and tested without Node', () => {
+    const offenders: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) {
+          if (file !== path.join(ROOT, 'native', 'binding')) walk(file);
+        } else if (/\.(cc|h)$/.test(entry.name) && /#include <napi\.h>|Napi::/.test(fs.readFileSync(file, 'utf8'))) {
+          offenders.push(path.relative(ROOT, file));
+        }
+      }
+    };
+    walk(path.join(ROOT, 'native'));
+    assert.deepEqual(offenders, []);
+  });
 });

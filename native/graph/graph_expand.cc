@@ -118,11 +118,9 @@ class Expander {
   }
 
   std::optional<c10::IValue> FoldAttribute(Node* get) {
-    const auto owner = ModulePath(get->inputs().at(0), self_);
-    if (!owner) return std::nullopt;
-    const c10::IValue attribute = ModuleAt(root_, *owner).attr(get->s(c10::attr::name));
-    if (attribute.isTensor() || attribute.isObject() || attribute.isGenericDict()) return std::nullopt;
-    return Replace(get, {attribute}, get->output());
+    const auto attribute = PlainAttribute(root_, get, self_);
+    if (!attribute) return std::nullopt;
+    return Replace(get, {*attribute}, get->output());
   }
 
   // Replaces the outputs of `node` by constants; returns the constant for `wanted`.

@@ -93,13 +93,11 @@ bool AliasReadAfter(const Value* value, const Node* node, std::unordered_set<con
 void FoldPlainAttributes(Graph& graph, const Module& root) {
   const Value* self = graph.inputs().at(0);
   for (Node* get : torch::jit::findAllNodes(graph, c10::prim::GetAttr, /*recurse=*/true)) {
-    const auto owner = ModulePath(get->inputs().at(0), self);
-    if (!owner) continue;
-    const c10::IValue value = ModuleAt(root, *owner).attr(get->s(c10::attr::name));
-    if (value.isTensor() || value.isObject() || value.isGenericDict() || value.isList()) continue;
+    const auto value = PlainAttribute(root, get, self);
+    if (!value) continue;
     torch::jit::WithInsertPoint guard(get);
     try {
-      get->output()->replaceAllUsesWith(graph.insertConstant(value));
+      get->output()->replaceAllUsesWith(graph.insertConstant(*value));
     } catch (const std::exception&) {  // insertConstant throws std::runtime_error, not c10::Error
       // a value that cannot be a constant: leave the read
     }

@@ -60,4 +60,13 @@ bool IsBelow(const std::string& path, const std::string& ancestor) {
          path[ancestor.size()] == '.';
 }
 
+std::optional<c10::IValue> PlainAttribute(const torch::jit::Module& root, const torch::jit::Node* get,
+                                          const torch::jit::Value* self) {
+  const auto owner = ModulePath(get->inputs().at(0), self);
+  if (!owner) return std::nullopt;
+  c10::IValue value = ModuleAt(root, *owner).attr(get->s(c10::attr::name));
+  if (value.isTensor() || value.isObject() || value.isGenericDict() || value.isList()) return std::nullopt;
+  return value;
+}
+
 }  // namespace ltf

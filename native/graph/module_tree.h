@@ -24,6 +24,14 @@ torch::jit::Module ModuleAt(const torch::jit::Module& root, const std::string& p
 // prim::GetAttr nodes ("" for self); nullopt for any other value.
 std::optional<std::string> ModulePath(const torch::jit::Value* value, const torch::jit::Value* self);
 
+// The value a prim::GetAttr node reads when it is a plain attribute of a module of `root` reached
+// from `self`: a flag, a number, a string, None (self.training, torchvision's use_res_connect);
+// nullopt for tensors, modules and other objects, lists and dicts (which the forward may change),
+// and reads of anything but a module. The one rule for folding attributes into constants, in
+// graph_expand.cc (conditions) and graph_ops.cc (the cut).
+std::optional<c10::IValue> PlainAttribute(const torch::jit::Module& root, const torch::jit::Node* get,
+                                          const torch::jit::Value* self);
+
 // Whether a module has submodules (a container, or a block such as BasicBlock).
 bool HasChildren(const torch::jit::Module& module);
 
