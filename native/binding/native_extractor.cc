@@ -140,6 +140,11 @@ NativeExtractor::NativeExtractor(const Napi::CallbackInfo& info) : Napi::ObjectW
   model_ = std::move(*info[0].As<Napi::External<Boxed>>().Data());
 }
 
+// After dispose() the queue may still hold this extractor's calls: they can be cancelled still.
+std::shared_ptr<CutModel> NativeExtractor::QueueHolder() const {
+  return model_ ? model_ : last_model_.lock();
+}
+
 std::shared_ptr<CutModel> NativeExtractor::Model() const {
   if (!model_) throw NativeError(code::kDisposed, "this extractor has been disposed");
   return model_;
@@ -210,8 +215,7 @@ Napi::Value NativeExtractor::ForwardImages(const Napi::CallbackInfo& info) {
 Napi::Value NativeExtractor::Cancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kInternal, [&]() -> Napi::Value {
-    // After dispose() the queue may still hold this extractor's jobs: cancel them all the same.
-    const auto model = model_ ? model_ : last_model_.lock();
+    const auto model = QueueHolder();
     return Napi::Boolean::New(env, model && model->queue->Cancel(ReadId(info[0])));
   });
 }
@@ -219,7 +223,7 @@ Napi::Value NativeExtractor::Cancel(const Napi::CallbackInfo& info) {
 Napi::Value NativeExtractor::Waiting(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, code::kInternal, [&]() -> Napi::Value {
-    const auto model = model_ ? model_ : last_model_.lock();
+    const auto model = QueueHolder();
     return Napi::Number::New(env, model ? static_cast<double>(model->queue->Waiting()) : 0);
   });
 }

@@ -44,6 +44,8 @@ class NativeExtractor : public Napi::ObjectWrap<NativeExtractor> {
 
   // The model, or an error with code DISPOSED.
   std::shared_ptr<CutModel> Model() const;
+  // The model, or after dispose() the model while calls of this extractor still hold it.
+  std::shared_ptr<CutModel> QueueHolder() const;
 
   std::shared_ptr<CutModel> model_;
   std::weak_ptr<CutModel> last_model_;  // after dispose(), while its calls are still queued
