@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 
 import { ExtractorError } from './errors';
-import type { OptimizationReport } from './types';
+import type { OneDnnCaches, OptimizationReport } from './types';
 
 /** A layer as the addon reports it. */
 export interface NativeLayer {
@@ -86,6 +86,7 @@ export interface NativeRuntime {
   cudaAvailable: boolean;
   cudaDeviceCount: number;
   onednnFusion: boolean;
+  onednnCaches: OneDnnCaches;
 }
 
 /** The addon's exports (native/binding/addon.cc). */
@@ -105,11 +106,27 @@ export interface Binding {
   /** Tests only: throws one kind of C++ exception through the chokepoint (native/binding/test_hooks.cc). */
   _testThrow(kind: string, async: boolean): Promise<void> | undefined;
   _testOptimizeTolerance(tolerance: number | null): void;
+  /** Tests only: the per-core cache sizes read from replayed CPUID registers (native/runtime/onednn_caches.h). */
+  _testCpuidCaches(vendor: string, registers: Record<string, number[]>): number[];
 }
 
 const PACKAGE_ROOT = path.join(__dirname, '..', '..');
 
 let binding: Binding | undefined;
+
+// Once per thread that loads the addon: the addon switched oneDNN off (native/runtime/onednn_caches.h).
+function warnIfOneDnnIsOff(loaded: Binding): void {
+  const caches = loaded.runtime().onednnCaches;
+  if (caches.usable) return;
+  process.emitWarning(`libtorch-features: oneDNN is off for this process: ${caches.reason}`, {
+    code: 'LTF_ONEDNN_CACHES',
+    detail:
+      "Convolutions run on LibTorch's own kernels (correct, slower) and optimize skips " +
+      'optimize_for_inference. Where LibTorch uses a shared libdnnl (Debian, conda), preload the ' +
+      "package's cpu_caches.so to give oneDNN this CPU's cache sizes: see README, \"CPUs that hide " +
+      'their caches".',
+  });
+}
 
 /** The addon, loaded once. Throws ExtractorError ADDON_LOAD_FAILED with what to do. */
 export function getBinding(): Binding {
@@ -122,6 +139,7 @@ export function getBinding(): Binding {
     // No forward may run while exit() takes LibTorch down (native/runtime/forward_queue.h).
     const loaded = binding;
     if (isMainThread) process.on('exit', (code) => loaded.prepareExit(typeof code === 'number' ? code : 0));
+    warnIfOneDnnIsOff(loaded);
     return binding;
   } catch (error) {
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);

@@ -18,6 +18,7 @@ export type {
   LayerInfo,
   LayerSpec,
   ModelSource,
+  OneDnnCaches,
   OneDnnReport,
   OptimizationReport,
   PreprocessOptions,

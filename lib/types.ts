@@ -170,6 +170,24 @@ export interface RuntimeInfo {
    * AVX-512, and `LTF_ONEDNN_FUSION=0` is not set.
    */
   onednnFusion: boolean;
+  /** Whether oneDNN can run on this CPU (README, "CPUs that hide their caches"). */
+  onednnCaches: OneDnnCaches;
+}
+
+/**
+ * The per-core cache sizes oneDNN blocks its kernels with. Some VMs hide them from CPUID, and
+ * oneDNN 3 (LibTorch 2.x) then divides by zero or computes wrong convolutions: there the addon
+ * switches oneDNN off for the process (`usable: false`) and warns once (`LTF_ONEDNN_CACHES`).
+ */
+export interface OneDnnCaches {
+  /** Bytes per core, L1 first: as oneDNN takes them, or as CPUID reports them; `[]` if it reports none. */
+  sizes: number[];
+  /** `'onednn'`: asked of oneDNN (a shared libdnnl); `'cpuid'`: read from CPUID (oneDNN inside libtorch_cpu). */
+  source: 'onednn' | 'cpuid';
+  /** False: oneDNN is off for this process (correct, slower convolutions; `optimize` at `'folded'` at most). */
+  usable: boolean;
+  /** Why not usable; `''` if usable. */
+  reason: string;
 }
 
 /**

@@ -10,6 +10,8 @@
 #include "binding/test_hooks.h"
 #include "onednn/onednn_conv.h"
 #include "runtime/forward_queue.h"
+#include "runtime/onednn_caches.h"
+#include "runtime/process_settings.h"
 
 #ifndef NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED
 #error "Build with NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED: Electron's memory cage forbids external buffers"
@@ -28,6 +30,15 @@ Napi::Value Runtime(const Napi::CallbackInfo& info) {
     result.Set("cudaAvailable", torch::cuda::is_available());
     result.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
     result.Set("onednnFusion", OneDnnFusionEnabled());
+    const OneDnnCaches& caches = OneDnnCacheState();
+    auto sizes = Napi::Array::New(env, caches.sizes.size());
+    for (uint32_t i = 0; i < caches.sizes.size(); ++i) sizes.Set(i, static_cast<double>(caches.sizes[i]));
+    auto onednn_caches = Napi::Object::New(env);
+    onednn_caches.Set("sizes", sizes);
+    onednn_caches.Set("source", caches.source);
+    onednn_caches.Set("usable", caches.usable);
+    onednn_caches.Set("reason", caches.reason);
+    result.Set("onednnCaches", onednn_caches);
     return result;
   });
 }
@@ -46,6 +57,7 @@ Napi::Value PrepareExitOf(const Napi::CallbackInfo& info) {
 // NODE_API_MODULE needs an unqualified function name.
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace ltf;
+  ConfigureProcess();
   auto* data = new AddonData();
   data->native_extractor = Napi::Persistent(NativeExtractor::Define(env));
   data->completions = Completions::Create(env);
@@ -61,6 +73,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("_testThrow", Napi::Function::New<TestThrow>(env, "_testThrow"));
   exports.Set("_testOptimizeTolerance",
               Napi::Function::New<TestOptimizeTolerance>(env, "_testOptimizeTolerance"));
+  exports.Set("_testCpuidCaches", Napi::Function::New<TestCpuidCaches>(env, "_testCpuidCaches"));
   return exports;
 }
 

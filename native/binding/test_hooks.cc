@@ -5,12 +5,14 @@
 
 #include <c10/util/Exception.h>
 
+#include <cstdio>
 #include <new>
 #include <stdexcept>
 
 #include "binding/js_errors.h"
 #include "binding/promise_worker.h"
 #include "graph/optimized_graph.h"
+#include "runtime/onednn_caches.h"
 
 namespace ltf {
 
@@ -68,6 +70,29 @@ Napi::Value TestOptimizeTolerance(const Napi::CallbackInfo& info) {
     SetOptimizeToleranceForTests(
         info[0].IsNumber() ? std::optional<double>(info[0].As<Napi::Number>().DoubleValue()) : std::nullopt);
     return env.Undefined();
+  });
+}
+
+Napi::Value TestCpuidCaches(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, code::kInternal, [&]() -> Napi::Value {
+    const std::string vendor = info[0].As<Napi::String>().Utf8Value();
+    const Napi::Object table = info[1].As<Napi::Object>();
+    auto replay = [&](uint32_t leaf, uint32_t subleaf) {
+      char key[32];
+      std::snprintf(key, sizeof key, "%x.%u", leaf, subleaf);
+      std::vector<uint32_t> registers(4, 0);
+      if (!table.Has(key)) return registers;
+      const auto row = table.Get(key).As<Napi::Array>();
+      for (uint32_t i = 0; i < 4 && i < row.Length(); ++i) {
+        registers[i] = static_cast<uint32_t>(row.Get(i).As<Napi::Number>().Int64Value());
+      }
+      return registers;
+    };
+    const auto sizes = CpuidDataCacheSizes(vendor, replay);
+    auto result = Napi::Array::New(env, sizes.size());
+    for (uint32_t i = 0; i < sizes.size(); ++i) result.Set(i, static_cast<double>(sizes[i]));
+    return result;
   });
 }
 

@@ -12,4 +12,9 @@ Napi::Value TestThrow(const Napi::CallbackInfo& info);
 // made afterwards (a negative one makes every level disagree); null restores the dtype's own.
 Napi::Value TestOptimizeTolerance(const Napi::CallbackInfo& info);
 
+// testCpuidCaches(vendor, registers): the per-core cache sizes runtime/onednn_caches.h reads from
+// CPUID registers replayed from `registers` ({ 'leaf-in-hex.subleaf': [eax, ebx, ecx, edx] };
+// leaves not listed read as zeros), so that both sides of the detection are tested on any CPU.
+Napi::Value TestCpuidCaches(const Napi::CallbackInfo& info);
+
 }  // namespace ltf

@@ -7,6 +7,7 @@
 #include "graph/optimized_graph.h"
 #include "graph/placement.h"
 #include "onednn/onednn_allocator.h"
+#include "runtime/onednn_caches.h"
 
 namespace ltf {
 
@@ -77,6 +78,7 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
     settings.onednn_fusion = device.is_cpu() && dtype == torch::kFloat && OneDnnFusionEnabled();
     settings.winograd = winograd;
     settings.tolerance = OptimizeTolerance(dtype);
+    if (device.is_cpu() && !OneDnnCacheState().usable) settings.skip_full = OneDnnCacheState().reason;
     // Asked for explicitly: where freezing fails, the error says why it cannot be done.
     cut.optimized = std::make_shared<OptimizedGraph>(module, settings);
     return cut;

@@ -108,8 +108,14 @@ OptimizedGraph::OptimizedGraph(const torch::jit::Module& unfrozen, OptimizeSetti
     : settings_(settings) {
   // Freezing copies the parameters it keeps: the unfrozen module is not kept (the next level down
   // is frozen from the reference, which holds them as constants).
-  current_ = FreezeAt(unfrozen, OptimizeLevel::kFull, settings_, &report_.onednn);
   reference_ = FreezeAt(unfrozen, OptimizeLevel::kPlain, settings_, nullptr);
+  if (settings_.skip_full.empty()) {
+    current_ = FreezeAt(unfrozen, OptimizeLevel::kFull, settings_, &report_.onednn);
+  } else {
+    level_ = report_.level = OptimizeLevel::kFolded;
+    current_ = FreezeAt(reference_, OptimizeLevel::kFolded, settings_, nullptr);
+    report_.fallback = "optimize_for_inference skipped: " + settings_.skip_full;
+  }
 }
 
 std::vector<torch::Tensor> OptimizedGraph::Forward(const torch::Tensor& batch) {

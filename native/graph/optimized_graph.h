@@ -34,6 +34,9 @@ struct OptimizeSettings {
   bool onednn_fusion = false;  // the oneDNN rewrite applies (CPU, float32, build and env allow it)
   bool winograd = true;
   double tolerance = 1e-3;  // largest difference allowed, relative to the largest |value|
+  // Non-empty: start at kFolded, for this reason (optimize_for_inference's oneDNN graph cannot run
+  // here: runtime/onednn_caches.h).
+  std::string skip_full;
 };
 
 // What optimize does now, for the extractor's `optimization` report.
