@@ -142,9 +142,10 @@ export class Outputs {
 /**
  * Handles Ctrl-C and SIGTERM while a command writes: the first calls `abort` (when given) so that
  * the command stops and cleans up; the next one, or the first without `abort`, removes the
- * temporary files synchronously and exits with 130. Returns a function that removes the handlers.
+ * temporary files synchronously and exits with 130, saying `left` (what stays). Returns a
+ * function that removes the handlers.
  */
-export function handleInterrupts(name: string, abort?: () => void): () => void {
+export function handleInterrupts(name: string, abort?: () => void, left = 'nothing was written'): () => void {
   let count = 0;
   const handler = () => {
     count++;
@@ -153,7 +154,7 @@ export function handleInterrupts(name: string, abort?: () => void): () => void {
       return;
     }
     removeTempsSync();
-    process.stderr.write(`${name}: interrupted${count > 1 ? ' again' : ''}: nothing was written\n`);
+    process.stderr.write(`${name}: interrupted${count > 1 ? ' again' : ''}: ${left}\n`);
     process.exit(130);
   };
   process.on('SIGINT', handler);

@@ -16,6 +16,8 @@ const VIDEO_EXTENSIONS = new Set(['.mp4', '.m4v', '.mov', '.avi', '.mkv', '.webm
 export interface Source {
   kind: 'image' | 'video';
   path: string;
+  /** How the index names it, when not by `path`: a folder of parts keeps the inputs as listed, and its workers read them from elsewhere. */
+  name?: string;
 }
 
 /** One decoded item and where it came from. */
@@ -115,7 +117,7 @@ function probe(file: string): { width: number; height: number } {
 }
 
 /** The frames of a video sampled at `fps`, decoded by ffmpeg into RGB. */
-export async function* videoFrames(file: string, fps: number, signal: AbortSignal): AsyncGenerator<Frame> {
+export async function* videoFrames(file: string, fps: number, signal: AbortSignal, name = file): AsyncGenerator<Frame> {
   const { width, height } = probe(file);
   const size = width * height * 3;
   const ffmpeg = spawn('ffmpeg', ['-v', 'error', '-nostdin', '-i', file, '-vf', `fps=${fps}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], {
@@ -134,7 +136,7 @@ export async function* videoFrames(file: string, fps: number, signal: AbortSigna
       while (pending.length >= size) {
         const data = new Uint8Array(pending.subarray(0, size));
         pending = pending.subarray(size);
-        yield { image: { data, width, height, channels: 3 }, source: file, frame: index, time: index / fps, video: true };
+        yield { image: { data, width, height, channels: 3 }, source: name, frame: index, time: index / fps, video: true };
         index++;
       }
     }
@@ -168,9 +170,9 @@ export async function* frames(
         onUnreadable(error);
         continue;
       }
-      yield { image, source: source.path, frame: 0, time: 0, video: false };
+      yield { image, source: source.name ?? source.path, frame: 0, time: 0, video: false };
     } else {
-      yield* videoFrames(source.path, fps, signal);
+      yield* videoFrames(source.path, fps, signal, source.name);
     }
   }
 }
