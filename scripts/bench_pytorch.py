@@ -11,6 +11,10 @@ Contenders:
                    CUDA: float32 tensors in host memory uploaded in each timed run, PyTorch's
                    defaults (cuDNN may use TF32; cudnn.benchmark off)
   frozen-optimized CPU: torch.jit.freeze + torch.jit.optimize_for_inference
+  compile-frozen   CPU, PyTorch 2.x: torch.compile (Inductor) with freezing, float32
+  compile-frozen-bf16-autocast
+                   CPU, PyTorch 2.x: the same under bfloat16 autocast (PyTorch's fastest CPU path
+                   where the CPU has AVX512_BF16 or AMX; one compilation per batch size)
   graph-float16-channels-last, graph-bfloat16-channels-last
                    CUDA, Python's best path: uint8 images [N, 224, 224, 3] in pinned memory,
                    uploaded asynchronously; conversion, normalisation, the cut in half precision
@@ -135,6 +139,17 @@ def bench_graph(name, dtype, device, args):
     bench(name, pipeline, device, args, make_input)
 
 
+def bench_compiled(name, autocast, device, args, generator):
+    import torch._inductor.config as inductor_config
+    inductor_config.freezing = True
+    compiled = torch.compile(cut(resnet18_seeded()))
+
+    def forward(x):
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            return compiled(x).float()
+    bench(name, forward, device, args, lambda b: torch.rand(b, 3, 224, 224, generator=generator))
+
+
 def limits(device):
     """The two ceilings the bench's floor is computed from, measured here (never datasheet rates)."""
     a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
@@ -201,6 +216,10 @@ def main():
         if device.type == 'cpu' and (not wanted or 'frozen-optimized' in wanted):
             frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(cut(resnet18_seeded()))))
             bench('frozen-optimized', frozen, device, args, lambda b: torch.rand(b, 3, 224, 224, generator=generator))
+        if device.type == 'cpu' and hasattr(torch, 'compile'):
+            for name, autocast in (('compile-frozen', False), ('compile-frozen-bf16-autocast', True)):
+                if not wanted or name in wanted:
+                    bench_compiled(name, autocast, device, args, generator)
         if device.type == 'cuda':
             for dtype in (torch.float16, torch.bfloat16):
                 name = f'graph-{str(dtype).split(".")[1]}-channels-last'
