@@ -34,6 +34,28 @@ describe('CPU', () => {
     }
   });
 
+  it("bfloat16 with optimize, channels-last: batch norms folded in float32 then cast; level 'full', checked against float32, as close to PyTorch's float32 as the plain bfloat16 cut", () => {
+    for (const layer of ['layer4', 'layer2']) {
+      const expected = readTensor(cases.batch4.outputs[layer]);
+      const options = { device: 'cpu', dtype: 'bfloat16', channelsLast: true } as const;
+      const plain = new Extractor(RESNET18, layer, options).extractSync(batch);
+      const ex = new Extractor(RESNET18, layer, { ...options, optimize: true });
+      const out = ex.extractSync(batch);
+      assert.equal(ex.optimization.level, 'full', `${layer}: ${ex.optimization.fallback}`);
+      assert.deepEqual(ex.optimization.checkedShapes, [batch.shape]);
+      const scale = maxAbs(expected.data);
+      const optimized = maxAbsDiff(out.data, expected.data);
+      assert.ok(optimized <= 0.05 * scale, `${layer}: max ${optimized} of ${scale}`);
+      assert.ok(meanAbsDiff(out.data, expected.data) <= 0.005 * scale, `${layer}: mean ${meanAbsDiff(out.data, expected.data)}`);
+      // Folded in float32, the weights keep what bfloat16 folding loses: no worse than plain (give or take rounding).
+      assert.ok(
+        optimized <= 1.5 * maxAbsDiff(plain.data, expected.data),
+        `${layer}: ${optimized} against plain ${maxAbsDiff(plain.data, expected.data)}`,
+      );
+      ex.dispose();
+    }
+  });
+
   it('float16 on the CPU: INVALID_ARGUMENT saying it needs CUDA', () => {
     assert.throws(
       () => new Extractor(RESNET18, 'layer4', { device: 'cpu', dtype: 'float16' }),

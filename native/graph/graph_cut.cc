@@ -68,7 +68,10 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
   GraphCut cut;
   cut.parameter_count = CountParameters(*graph, root, &cut.kept);
   Module module = BuildModule(root, graph);
-  Place(module, device, dtype, channels_last);
+  // optimize on the CPU in a reduced precision folds batch norms into the convolutions in float32,
+  // then casts (OptimizedGraph): folded in bfloat16 the weights lose what the plain cut keeps.
+  const bool cast_after_folding = optimize && device.is_cpu() && dtype != torch::kFloat;
+  Place(module, device, cast_after_folding ? torch::kFloat : dtype, channels_last);
   module.eval();
   if (optimize) {
     // optimize on the CPU runs on oneDNN (MKLDNN) tensors: their caching allocator goes in now,
@@ -78,6 +81,8 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
     settings.onednn_fusion = device.is_cpu() && dtype == torch::kFloat && OneDnnFusionEnabled();
     settings.winograd = winograd;
     settings.tolerance = OptimizeTolerance(dtype);
+    if (cast_after_folding) settings.cast_to = dtype;
+    settings.channels_last = channels_last;
     if (device.is_cpu() && !OneDnnCacheState().usable) settings.skip_full = OneDnnCacheState().reason;
     // Asked for explicitly: where freezing fails, the error says why it cannot be done.
     cut.optimized = std::make_shared<OptimizedGraph>(module, settings);

@@ -37,6 +37,12 @@ struct OptimizeSettings {
   // Non-empty: start at kFolded, for this reason (optimize_for_inference's oneDNN graph cannot run
   // here: runtime/onednn_caches.h).
   std::string skip_full;
+  // Set (CPU, a reduced precision): the cut was placed in float32 so that freezing folds in
+  // float32; every level casts the frozen graph's floating-point constants to this dtype (4-D ones
+  // channels-last where `channels_last`), and kFull skips optimize_for_inference (its oneDNN
+  // graph is float32's).
+  std::optional<torch::Dtype> cast_to;
+  bool channels_last = false;
 };
 
 // What optimize does now, for the extractor's `optimization` report.
@@ -78,6 +84,8 @@ class OptimizedGraph {
 
   // Touched by Forward only, on the queue thread.
   torch::jit::Module reference_;
+  // The plain cut in float32, where the cut computes in a reduced precision on the CPU (cast_to).
+  std::optional<torch::jit::Module> reference32_;
   torch::jit::Module current_;
   OptimizeSettings settings_;
   OptimizeLevel level_ = OptimizeLevel::kFull;
