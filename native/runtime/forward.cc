@@ -61,8 +61,13 @@ std::vector<torch::Tensor> Forward(const CutModel& model, const torch::Tensor& b
 }
 
 std::vector<torch::Tensor> Run(const CutModel& model, torch::Tensor batch) {
-  if (model.options.dtype != torch::kFloat) batch = batch.to(model.options.dtype);
-  if (model.options.channels_last) batch = batch.contiguous(at::MemoryFormat::ChannelsLast);
+  // One pass over the input for both (a 4-D input: channels-last needs four dimensions).
+  const bool channels_last = model.options.channels_last && batch.dim() == 4;
+  if (model.options.dtype != batch.scalar_type() || channels_last) {
+    batch = batch.to(model.options.dtype == torch::kFloat ? batch.scalar_type() : model.options.dtype,
+                     /*non_blocking=*/false, /*copy=*/false,
+                     channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Preserve);
+  }
 
   std::vector<torch::Tensor> outputs;
   if (model.device.is_cpu() && batch.size(0) > kCpuChunk) {
