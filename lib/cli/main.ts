@@ -1,33 +1,25 @@
 #!/usr/bin/env node
 /**
- * The libtorch-features command line: layers, extract, maps, rebuild. Every failure is one line on
- * stderr and a non-zero exit code (2 for bad usage); LTF_DEBUG=1 adds the stack.
+ * The libtorch-features command line: layers, extract, maps, merge, queue, rebuild. Every failure
+ * is one line on stderr and a non-zero exit code (2 for bad usage); LTF_DEBUG=1 adds the stack.
  */
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 
 import { ExtractorError } from '../errors';
 import { Extractor } from '../extractor';
-import { CliError, oneLine } from './errors';
+import { addExtractionOptions, deviceOption, shard } from './command-options';
+import { CliError, PartsError, oneLine } from './errors';
 import { runExtract } from './extract';
+import { extractToFolder } from './extract-folder';
 import { runMaps } from './maps';
 import { handleInterrupts, removeTempsSync } from './outputs';
+import { addQueueCommands } from './queue-commands';
 
 const NAME = 'libtorch-features';
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a positive number');
-  return n;
-}
 
 function shapeList(value: string): number[] {
   const dims = value.split(',').map((d) => Number(d.trim()));
@@ -36,11 +28,15 @@ function shapeList(value: string): number[] {
   return dims;
 }
 
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
+/** Whether `--out` names a folder of parts: a trailing slash, or a folder that exists. */
+function isFolder(out: string): boolean {
+  if (/[\\/]$/.test(out)) return true;
+  try {
+    return fs.statSync(out).isDirectory();
+  } catch {
+    return false;
+  }
 }
-
-const deviceOption = () => new Option('--device <device>', "'auto', 'cpu', 'cuda' or 'cuda:N'").default('auto');
 
 export function program(): Command {
   const cli = new Command(NAME)
@@ -71,35 +67,57 @@ export function program(): Command {
       }
     });
 
-  cli
+  const extract = cli
     .command('extract')
-    .description('features of images, folders (recursively) and videos, to NumPy .npy files and an index')
+    .description('features of images, folders (recursively) and videos, to NumPy .npy files and an index, or to a folder of parts')
     .argument('<model>', 'a TorchScript file')
     .argument('<inputs...>', 'image files, folders of them, videos (needs ffmpeg)')
-    .requiredOption('--layer <name>', 'a layer to extract; repeat for several (one .npy each)', collect)
-    .requiredOption('--out <file>', 'the .npy file (with several layers: <out>.<layer>.npy); the index goes to <out>.index.csv')
-    .addOption(new Option('--pool <kind>', 'pool each feature map: [N, C, H, W] to [N, C]').choices(['avg', 'max']))
-    .addOption(new Option('--normalize <kind>', 'scale each row to unit norm').choices(['l2']))
-    .option('--batch <n>', 'images per forward', positiveInteger, 32)
+    .requiredOption(
+      '--out <file|dir/>',
+      'the .npy file (with several layers: <out>.<layer>.npy; the index goes to <out>.index.csv), or a folder of parts (a trailing / or an existing folder)',
+    );
+  addExtractionOptions(extract)
     .addOption(deviceOption())
-    .addOption(
-      new Option('--dtype <dtype>', 'compute precision (results are float32)')
-        .choices(['float32', 'float16', 'bfloat16'])
-        .default('float32'),
-    )
-    .option('--fps <n>', 'frames per second sampled from videos', positiveNumber, 1)
-    .option('--no-optimize', "run the model as it is, without LibTorch's inference optimisations (see BENCHMARKS.md)")
-    .option('--no-winograd', "on the CPU, keep convolutions' direct algorithm: less memory, slower (see README, 'winograd')")
-    .option('--skip-unreadable', 'skip images that cannot be decoded or that the model refuses, with a warning each')
+    .option('--resume', 'with --out DIR/: keep the parts already complete (the folder must hold this extraction)')
+    .option('--shard <K/N>', 'with --out DIR/: only the K-th of N slices of the parts (K from 0)', shard)
     .option('--quiet', 'no progress output')
     .action(async (model: string, inputs: string[], options) => {
+      const folder = isFolder(options.out);
+      if (!folder && (options.resume || options.shard || options.partSize !== undefined)) {
+        throw new CliError('--resume, --shard and --part-size need --out DIR/ (a folder of parts)', 2);
+      }
       const controller = new AbortController();
       // The first Ctrl-C stops after the batch in flight; a second removes the files at once.
-      const restore = handleInterrupts(NAME, () => {
-        process.stderr.write(`${NAME}: stopping after the batch in flight (Ctrl-C again to stop at once)\n`);
-        controller.abort();
-      });
+      const restore = handleInterrupts(
+        NAME,
+        () => {
+          process.stderr.write(`${NAME}: stopping after the batch in flight (Ctrl-C again to stop at once)\n`);
+          controller.abort();
+        },
+        folder ? 'the part in flight was discarded' : 'nothing was written',
+      );
       try {
+        if (folder) {
+          const { out, ...rest } = options;
+          const result = await extractToFolder(model, inputs, {
+            ...rest,
+            dir: out,
+            partSize: options.partSize,
+            resume: Boolean(options.resume),
+            signal: controller.signal,
+            quiet: Boolean(options.quiet),
+            skipUnreadable: Boolean(options.skipUnreadable),
+          });
+          if (result.skipped > 0) console.error(`${NAME}: skipped ${result.skipped} unreadable input${result.skipped === 1 ? '' : 's'}`);
+          if (!options.quiet) {
+            const slice = options.shard ? `shard ${options.shard.index}/${options.shard.count}: ` : '';
+            console.error(
+              `${NAME}: ${slice}wrote ${result.written} part${result.written === 1 ? '' : 's'} (${result.rows} rows) to ${out}; ${result.complete + result.written} of ${result.mine} complete` +
+                (options.shard ? ` (${result.parts} parts in all)` : ''),
+            );
+          }
+          return;
+        }
         const result = await runExtract(model, inputs, {
           ...options,
           signal: controller.signal,
@@ -134,6 +152,8 @@ export function program(): Command {
       console.error(`${NAME}: ${options.layer} gives [${result.shape.join(', ')}]; wrote ${result.files.join(', ')}`);
     });
 
+  addQueueCommands(cli, NAME);
+
   cli
     .command('rebuild')
     .description('build the native addon again (after npm blocked install scripts, or LibTorch moved)')
@@ -158,7 +178,9 @@ export async function main(argv: string[]): Promise<number> {
       // commander has printed its message (or the help, for --help and --version).
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
     }
-    const message = oneLine(error instanceof ExtractorError ? `${e.code}: ${e.message}` : String(e?.message ?? error));
+    const message = oneLine(
+      error instanceof ExtractorError || error instanceof PartsError ? `${e.code}: ${e.message}` : String(e?.message ?? error),
+    );
     process.stderr.write(`${NAME}: ${message}\n`);
     if (process.env.LTF_DEBUG) process.stderr.write(`${e.stack}\n`);
     return error instanceof CliError ? error.exitCode : 1;

@@ -3,6 +3,7 @@
  * the number of rows is known only at the end: the header is written with room to spare and
  * rewritten on close. No maintained npm package writes .npy (npyjs only reads), and the format is
  * small: https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
+ * Reading back only what this writer writes, for merge: the header, checked against the file size.
  */
 import * as fs from 'node:fs';
 
@@ -62,4 +63,39 @@ export class NpyWriter {
     const header = npyHeader([this.#rows, ...(this.#rowShape ?? [])]);
     for (let done = 0; done < HEADER_BYTES;) done += fs.writeSync(this.#fd, header, done, HEADER_BYTES - done, done);
   }
+}
+
+/** What readNpyHeader found: the shape, where the data starts, and its size in bytes. */
+export interface NpyInfo {
+  shape: number[];
+  dataOffset: number;
+  dataBytes: number;
+}
+
+/**
+ * Reads and checks the header of an .npy file this writer wrote (float32, C order, version 1.0)
+ * and that the file holds exactly its data. Throws an Error saying what is wrong otherwise.
+ */
+export function readNpyHeader(fd: number): NpyInfo {
+  const head = Buffer.alloc(HEADER_BYTES);
+  const read = fs.readSync(fd, head, 0, HEADER_BYTES, 0);
+  if (read < 10 || !head.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error('not an .npy file written by libtorch-features');
+  const dataOffset = MAGIC.length + 2 + head.readUInt16LE(MAGIC.length);
+  if (dataOffset !== HEADER_BYTES || read < HEADER_BYTES) throw new Error(`an .npy header of ${dataOffset} bytes, not ${HEADER_BYTES}`);
+  const dict = head.subarray(MAGIC.length + 2, dataOffset).toString('latin1');
+  const match = /^\{'descr': '<f4', 'fortran_order': False, 'shape': \(((?:\d{1,15}, ?)*\d{1,15},?)\), \} *\n$/.exec(dict);
+  if (!match) throw new Error('its header is not that of a float32 C-order array');
+  const shape = match[1]
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean)
+    .map(Number);
+  const elements = shape.reduce((a, b) => a * b, 1);
+  if (!Number.isSafeInteger(elements * 4)) throw new Error(`its shape [${shape.join(', ')}] is too large`);
+  const dataBytes = elements * 4;
+  const size = fs.fstatSync(fd).size;
+  if (size !== dataOffset + dataBytes) {
+    throw new Error(`it holds ${size - dataOffset} bytes of data where its shape [${shape.join(', ')}] needs ${dataBytes}`);
+  }
+  return { shape, dataOffset, dataBytes };
 }
