@@ -4,14 +4,17 @@
  * complete; hostile folders, manifests and parts are one-line errors with a code.
  */
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { PARTS_ERROR_CODES } from '../lib/cli/errors';
+import { hasFfmpeg } from '../lib/cli/sources';
 import { CHAIN, RESNET18 } from './helpers';
-import { cli, cliChild, exited, expectOneLine, list, makePhotos, sameBytes, waitFor } from './parts-helpers';
+import { cli, cliChild, exited, expectOneLine, list, makePhotos, readNpy, sameBytes, waitFor } from './parts-helpers';
 
 let dir: string;
 let photos: string; // 10 photos
@@ -141,6 +144,52 @@ describe('extract --out DIR/', () => {
     sameBytes(merged, reference);
     sameBytes(merged.replace(/npy$/, 'index.csv'), reference.replace(/npy$/, 'index.csv'));
   });
+  it(
+    'videos: a part holds each clip whole (its frames may not fill batches); merge gives the same index and rows within float rounding',
+    { skip: hasFfmpeg() ? false : 'ffmpeg is not on PATH' },
+    () => {
+      const clips = fresh('clips');
+      fs.mkdirSync(clips);
+      for (const [name, seconds] of [
+        ['a.mp4', 2],
+        ['b.mp4', 1],
+      ] as const) {
+        const make = spawnSync('ffmpeg', [
+          '-v',
+          'error',
+          '-f',
+          'lavfi',
+          '-i',
+          `testsrc=duration=${seconds}:size=160x120:rate=10`,
+          '-pix_fmt',
+          'yuv420p',
+          path.join(clips, name),
+        ]);
+        assert.equal(make.status, 0, String(make.stderr));
+      }
+      fs.copyFileSync(photoFiles[0], path.join(clips, 'c.png'));
+      const args = ['--layer', 'head', '--pool', 'avg', '--batch', '3', '--fps', '3', '--quiet'];
+      const folder = fresh('video-parts');
+      assert.equal(cli(['extract', CHAIN, clips, ...args, '--out', `${folder}/`, '--part-size', '1']).status, 0);
+      // 6 frames of a.mp4, 3 of b.mp4, then the photo: a part each.
+      assert.equal(
+        fs.readFileSync(path.join(folder, 'part-00001.index.csv'), 'utf8'),
+        `row,source,frame,time_s\n${[0, 1, 2].map((i) => `${i},${path.join(clips, 'b.mp4')},${i},${(i / 3).toFixed(3)}`).join('\n')}\n`,
+      );
+      const reference = path.join(fresh('video-single'), 'single.npy');
+      fs.mkdirSync(path.dirname(reference));
+      assert.equal(cli(['extract', CHAIN, clips, ...args, '--out', reference]).status, 0);
+      const merged = fresh('video-merged.npy');
+      merge(folder, merged);
+      sameBytes(fresh('video-merged.index.csv'), reference.replace(/npy$/, 'index.csv'));
+      const [a, b] = [readNpy(merged), readNpy(reference)];
+      assert.deepEqual(a.shape, [10, 8]);
+      assert.deepEqual(a.shape, b.shape);
+      a.data.forEach((v, i) =>
+        assert.ok(Math.abs(v - b.data[i]) <= 1e-5 * Math.max(1, Math.abs(b.data[i])), `value ${i}: ${v} vs ${b.data[i]}`),
+      );
+    },
+  );
 });
 
 describe('--resume and crashes', () => {
@@ -403,5 +452,23 @@ describe('hostile folders, manifests and parts', () => {
     );
     expectOneLine(cli(['merge', fresh('nowhere'), '--out', out]), /no such folder: /);
     assert.ok(!fs.existsSync(out) && !fs.existsSync(out.replace(/npy$/, 'index.csv')));
+  });
+});
+
+describe('error codes', () => {
+  it("every PartsError code is in the README's list and in docs/troubleshooting.md's table, and nothing else is", () => {
+    const root = path.join(__dirname, '..', '..');
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    const listed = /Codes of these failures \(on `PartsError`, a `CliError`\): ([^.]*)\./.exec(readme)![1];
+    assert.deepEqual(
+      [...listed.matchAll(/`([A-Z_]+)`/g)].map((m) => m[1]),
+      [...PARTS_ERROR_CODES],
+    );
+    const docs = fs.readFileSync(path.join(root, 'docs', 'troubleshooting.md'), 'utf8');
+    const table = docs.slice(docs.indexOf("## The command line's folder of parts"), docs.indexOf('## Other questions'));
+    assert.deepEqual(
+      [...table.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]),
+      [...PARTS_ERROR_CODES],
+    );
   });
 });
