@@ -190,12 +190,6 @@ export interface OneDnnCaches {
   reason: string;
 }
 
-/**
- * What `optimize: true` did to the convolutions of a CPU float32 cut, beyond LibTorch's own
- * `optimize_for_inference`: each convolution it took runs as one oneDNN primitive with its
- * activation and residual addition fused, 3x3 stride-1 ones with the Winograd algorithm. All zero
- * elsewhere (GPU, other dtypes, no `optimize`, or a build without it: {@link RuntimeInfo.onednnFusion}).
- */
 /** Options of one {@link Extractor.extract} call. */
 export interface ExtractOptions {
   /**
@@ -224,6 +218,12 @@ export interface OptimizationReport {
   onednn: OneDnnReport;
 }
 
+/**
+ * What `optimize: true` did to the convolutions of a CPU float32 cut, beyond LibTorch's own
+ * `optimize_for_inference`: each convolution it took runs as one oneDNN primitive with its
+ * activation and residual addition fused, 3x3 stride-1 ones with the Winograd algorithm. All zero
+ * elsewhere (GPU, other dtypes, no `optimize`, or a build without it: {@link RuntimeInfo.onednnFusion}).
+ */
 export interface OneDnnReport {
   /** Convolutions run by the fused oneDNN operator. */
   convolutions: number;
