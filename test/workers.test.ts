@@ -142,6 +142,11 @@ describe(
       // Adding the folder again queues nothing: every part is complete.
       const again = cli(['queue', 'add', '--redis', redis.url, '--queue', 'three', RESNET18, photos, ...ARGS, '--out', folder], { env });
       assert.match(again.stderr, /queued 0 parts on three; 6 of 6 complete already/);
+      // A part whose files are gone is queued again, though its job completed.
+      for (const file of ['part-00000.npy', 'part-00000.index.csv']) fs.rmSync(path.join(folder, file));
+      const redo = cli(['queue', 'add', '--redis', redis.url, '--queue', 'three', RESNET18, photos, ...ARGS, '--out', folder], { env });
+      assert.match(redo.stderr, /queued 1 part on three; 5 of 6 complete already/);
+      assert.equal((await counts('three')).waiting, 1);
       assert.equal(fs.existsSync(netLog) ? fs.readFileSync(netLog, 'utf8') : '', '', 'nothing but loopback');
     });
 
