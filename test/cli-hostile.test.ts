@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 
 import { Outputs } from '../lib/cli/outputs';
-import { CHAIN, RESNET18 } from './helpers';
+import { CHAIN, RESNET18, readNpy } from './helpers';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 const TIMEOUT = 120_000;
@@ -35,20 +35,6 @@ function expectOneLine(run: SpawnSyncReturns<string>, message: RegExp, code = 1)
 /** A folder's entries, sorted. */
 function list(dir: string): string[] {
   return fs.readdirSync(dir).sort();
-}
-
-/** An .npy file's shape and float32 values (the header format NumPy writes and reads). */
-function readNpy(file: string): { shape: number[]; data: Float32Array } {
-  const bytes = fs.readFileSync(file);
-  const length = bytes.readUInt16LE(8);
-  const header = bytes.subarray(10, 10 + length).toString('latin1');
-  const shape = /'shape': \(([^)]*)\)/
-    .exec(header)![1]
-    .split(',')
-    .filter((d) => d.trim() !== '')
-    .map(Number);
-  const data = new Float32Array(new Uint8Array(bytes.subarray(10 + length)).buffer);
-  return { shape, data };
 }
 
 /** A fresh, empty folder for one test's outputs. */

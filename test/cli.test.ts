@@ -10,7 +10,7 @@ import sharp from 'sharp';
 
 import { Extractor } from '../lib';
 import { decodeImage, hasFfmpeg } from '../lib/cli/sources';
-import { RESNET18, manifest, readImage } from './helpers';
+import { RESNET18, makeTestVideo, manifest, readImage } from './helpers';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 const PYTHON = process.env.FIXTURES_PYTHON || '/usr/bin/python3';
@@ -161,18 +161,7 @@ describe('libtorch-features extract', () => {
     { skip: hasFfmpeg() ? false : 'ffmpeg is not on PATH' },
     () => {
       const video = path.join(dir, 'clip.mp4');
-      const make = spawnSync('ffmpeg', [
-        '-v',
-        'error',
-        '-f',
-        'lavfi',
-        '-i',
-        'testsrc=duration=2:size=160x120:rate=10',
-        '-pix_fmt',
-        'yuv420p',
-        video,
-      ]);
-      assert.equal(make.status, 0, make.stderr?.toString());
+      makeTestVideo(video, 2);
       const out = path.join(dir, 'video.npy');
       const run = cli([
         'extract',

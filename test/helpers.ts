@@ -1,5 +1,6 @@
 /** Fixtures made by scripts/make-fixtures.py (PyTorch's own numbers) and small test helpers. */
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -164,4 +165,33 @@ export function expectError(code: string, message: RegExp) {
     assert.match(error.message, message);
     return true;
   };
+}
+
+/** An .npy file's shape and float32 values (the header format NumPy writes and reads). */
+export function readNpy(file: string): { shape: number[]; data: Float32Array } {
+  const bytes = fs.readFileSync(file);
+  const length = bytes.readUInt16LE(8);
+  const header = bytes.subarray(10, 10 + length).toString('latin1');
+  const shape = /'shape': \(([^)]*)\)/
+    .exec(header)![1]
+    .split(',')
+    .filter((d) => d.trim() !== '')
+    .map(Number);
+  return { shape, data: new Float32Array(new Uint8Array(bytes.subarray(10 + length)).buffer) };
+}
+
+/** Writes a 160x120 ffmpeg test-pattern video of `seconds` at 10 frames per second to `file`. */
+export function makeTestVideo(file: string, seconds: number): void {
+  const make = spawnSync('ffmpeg', [
+    '-v',
+    'error',
+    '-f',
+    'lavfi',
+    '-i',
+    `testsrc=duration=${seconds}:size=160x120:rate=10`,
+    '-pix_fmt',
+    'yuv420p',
+    file,
+  ]);
+  assert.equal(make.status, 0, String(make.stderr));
 }

@@ -94,16 +94,3 @@ export function sameBytes(actual: string, expected: string): void {
   const [a, b] = [fs.readFileSync(actual), fs.readFileSync(expected)];
   assert.ok(a.equals(b), `${actual} (${a.length} bytes) differs from ${expected} (${b.length} bytes)`);
 }
-
-/** An .npy file's shape and float32 values (the header this package writes). */
-export function readNpy(file: string): { shape: number[]; data: Float32Array } {
-  const bytes = fs.readFileSync(file);
-  const length = bytes.readUInt16LE(8);
-  const header = bytes.subarray(10, 10 + length).toString('latin1');
-  const shape = /'shape': \(([^)]*)\)/
-    .exec(header)![1]
-    .split(',')
-    .filter((d) => d.trim() !== '')
-    .map(Number);
-  return { shape, data: new Float32Array(new Uint8Array(bytes.subarray(10 + length)).buffer) };
-}

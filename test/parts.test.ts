@@ -4,7 +4,6 @@
  * complete; hostile folders, manifests and parts are one-line errors with a code.
  */
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,8 +12,8 @@ import { after, before, describe, it } from 'node:test';
 
 import { PARTS_ERROR_CODES } from '../lib/cli/errors';
 import { hasFfmpeg } from '../lib/cli/sources';
-import { CHAIN, RESNET18 } from './helpers';
-import { cli, cliChild, exited, expectOneLine, list, makePhotos, readNpy, sameBytes, waitFor } from './parts-helpers';
+import { CHAIN, RESNET18, makeTestVideo, readNpy } from './helpers';
+import { cli, cliChild, exited, expectOneLine, list, makePhotos, sameBytes, waitFor } from './parts-helpers';
 
 let dir: string;
 let photos: string; // 10 photos
@@ -154,18 +153,7 @@ describe('extract --out DIR/', () => {
         ['a.mp4', 2],
         ['b.mp4', 1],
       ] as const) {
-        const make = spawnSync('ffmpeg', [
-          '-v',
-          'error',
-          '-f',
-          'lavfi',
-          '-i',
-          `testsrc=duration=${seconds}:size=160x120:rate=10`,
-          '-pix_fmt',
-          'yuv420p',
-          path.join(clips, name),
-        ]);
-        assert.equal(make.status, 0, String(make.stderr));
+        makeTestVideo(path.join(clips, name), seconds);
       }
       fs.copyFileSync(photoFiles[0], path.join(clips, 'c.png'));
       const args = ['--layer', 'head', '--pool', 'avg', '--batch', '3', '--fps', '3', '--quiet'];
