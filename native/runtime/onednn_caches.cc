@@ -37,6 +37,18 @@ std::string HardwareVendor() {
   return vendor;
 }
 
+// Per-level sizes, L1 first, cut at the first level with none: a level missing (CPUID skipped it,
+// or reports 0) hides the ones above from oneDNN too.
+std::vector<uint64_t> UpToFirstGap(std::vector<uint64_t> sizes) {
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] == 0) {
+      sizes.resize(i);
+      break;
+    }
+  }
+  return sizes;
+}
+
 // Leaf 4 and 0x8000001D share their layout: type in eax[4:0] (0: no more, 2: instruction),
 // level in eax[7:5], sharing threads - 1 in eax[25:14], ways/partitions/line size - 1 in ebx,
 // sets - 1 in ecx.
@@ -55,14 +67,7 @@ std::vector<uint64_t> DeterministicCacheSizes(uint32_t leaf, const CpuidFunction
     if (sizes.size() < level) sizes.resize(level, 0);
     sizes[level - 1] = bytes / sharing;
   }
-  // Levels CPUID skipped leave the list cut at the first gap.
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    if (sizes[i] == 0) {
-      sizes.resize(i);
-      break;
-    }
-  }
-  return sizes;
+  return UpToFirstGap(std::move(sizes));
 }
 
 OneDnnCaches Probe() {
@@ -75,7 +80,7 @@ OneDnnCaches Probe() {
   if (onednn) {
     state.source = "onednn";
     for (int level = 1; level <= 3; ++level) state.sizes.push_back(onednn(level));
-    while (!state.sizes.empty() && state.sizes.back() == 0) state.sizes.pop_back();
+    state.sizes = UpToFirstGap(std::move(state.sizes));
   } else {
     state.source = "cpuid";
 #if defined(__x86_64__) || defined(__i386__)
@@ -111,10 +116,7 @@ std::vector<uint64_t> CpuidDataCacheSizes(const std::string& vendor, const Cpuid
       sizes.push_back(static_cast<uint64_t>(cpuid(0x80000005, 0)[2] >> 24) * 1024);
     if (max_extended >= 0x80000006)
       sizes.push_back(static_cast<uint64_t>(cpuid(0x80000006, 0)[2] >> 16) * 1024);
-    for (size_t i = 0; i < sizes.size(); ++i) {
-      if (sizes[i] == 0) sizes.resize(i);
-    }
-    return sizes;
+    return UpToFirstGap(std::move(sizes));
   }
   // Intel and the others that follow it: leaf 4.
   if (cpuid(0, 0)[0] < 4) return {};
