@@ -13,6 +13,7 @@ import type { OneDnnCaches, OptimizationReport } from './types';
 export interface NativeLayer {
   name: string;
   type: string;
+  kind?: 'module' | 'function' | 'parameter' | 'input';
 }
 
 /** What NativeExtractor.describe() returns. */

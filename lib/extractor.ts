@@ -24,6 +24,7 @@ import type {
   ExtractorOptions,
   Features,
   LayerInfo,
+  LayerKind,
   LayerSpec,
   ModelSource,
   OneDnnReport,
@@ -62,8 +63,10 @@ function readModelFile(file: string): Uint8Array {
   }
 }
 
-function withIndex(layers: { name: string; type: string }[]): LayerInfo[] {
-  return layers.map((layer, index) => Object.freeze({ index, name: layer.name, type: layer.type }));
+function withIndex(layers: { name: string; type: string; kind?: LayerKind }[]): LayerInfo[] {
+  return layers.map((layer, index) =>
+    Object.freeze({ index, name: layer.name, type: layer.type, kind: layer.kind ?? 'module' }),
+  );
 }
 
 function freezeSpec<L extends LayerSpec>(layer: L): L {
@@ -210,8 +213,10 @@ export class Extractor<L extends LayerSpec = string> {
 
   /**
    * The model's layers without building an extractor: its top-level children, or with
-   * `{ nested: true }` every module call that can be cut at, named as torchvision's
-   * `get_graph_node_names` names them (`'layer1.0.relu'`, then `'layer1.0.relu_1'`). A model
+   * `{ nested: true }` every node that can be cut at, in the order the forward runs them: module
+   * calls, and the functions, operators, parameters and input that torchvision's
+   * `get_graph_node_names` lists, under its names (`'layer1.0.relu'`, `'layer1.0.add'`, then
+   * `'layer1.0.relu_1'`; `'flatten'`), each with its `kind`. A model
    * whose code reads or writes files is refused, as by the constructor, unless
    * `allowUnsafeOperations: true`.
    * @throws {ExtractorError} MODEL_NOT_FOUND, MODEL_LOAD_FAILED, UNSAFE_MODEL, INVALID_ARGUMENT

@@ -16,6 +16,7 @@ export type {
   Features,
   ImageInput,
   LayerInfo,
+  LayerKind,
   LayerSpec,
   ModelSource,
   OneDnnCaches,

@@ -128,14 +128,33 @@ export interface ExtractorOptions {
   preprocess?: PreprocessOptions | false;
 }
 
-/** A layer of the model: a top-level child, or with `{ nested: true }`, any module call. */
+/** What a layer is: a module call, or, among nested layers, another node torchvision lists. */
+export type LayerKind = 'module' | 'function' | 'parameter' | 'input';
+
+/**
+ * A layer of the model: a top-level child, or with `{ nested: true }`, any node that can be cut
+ * at: module calls, and the functions, operators, parameters and input that torchvision's
+ * `get_graph_node_names` lists.
+ */
 export interface LayerInfo {
   /** Its position in the list, from 0. */
   index: number;
-  /** Its name: `'layer4'`, `'layer1.0.relu_1'` (the second call of `layer1.0.relu`). */
+  /**
+   * Its name: `'layer4'`, `'layer1.0.relu_1'` (the second call of `layer1.0.relu`),
+   * `'layer1.0.add'` (the residual addition in `layer1.0`'s forward), `'flatten'`.
+   */
   name: string;
-  /** Its class name: `'Sequential'`, `'Conv2d'`. */
+  /**
+   * A module's class name (`'Sequential'`, `'Conv2d'`); a function's or operator's name as
+   * torch.fx gives it (`'add'`, `'flatten'`, `'getitem'`); `'Parameter'`; for the input, its name.
+   */
   type: string;
+  /**
+   * `'module'`: a call of a module's forward. `'function'`: a function, method or operator in a
+   * forward (`torch.flatten`, `x.mean`, `out += identity`, `F.relu`, `x[:, 0]`). `'parameter'`:
+   * a parameter a forward reads itself (ConvNeXt's `layer_scale`). `'input'`: the model's input.
+   */
+  kind: LayerKind;
 }
 
 /** A float32 tensor given as row-major values and a shape `[N, C, H, W]`. */

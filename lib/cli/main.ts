@@ -58,7 +58,11 @@ export function program(): Command {
     .action((model: string, options: { nested?: boolean; summary?: boolean; input: number[]; layer?: string }) => {
       const layers = Extractor.listLayers(model, { nested: options.nested });
       const width = String(layers.length - 1).length;
-      for (const layer of layers) console.log(`${String(layer.index).padStart(width)} ${layer.name} ${layer.type}`);
+      for (const layer of layers) {
+        // Nested: the kind of node too, as torchvision's names mix modules and functions.
+        const kind = options.nested && layer.kind !== 'module' ? ` (${layer.kind})` : '';
+        console.log(`${String(layer.index).padStart(width)} ${layer.name} ${layer.type}${kind}`);
+      }
       if (options.summary) {
         const top = options.nested ? Extractor.listLayers(model) : layers;
         const ex = new Extractor(model, options.layer ?? top[top.length - 1].name, { device: 'cpu' });

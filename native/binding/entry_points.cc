@@ -114,10 +114,12 @@ class LoadWorker : public PromiseWorker {
   std::shared_ptr<CutModel> model_;
 };
 
-Napi::Object Layer(Napi::Env env, const std::string& name, const std::string& type) {
+Napi::Object Layer(Napi::Env env, const std::string& name, const std::string& type,
+                   const std::string& kind = "module") {
   auto layer = Napi::Object::New(env);
   layer.Set("name", name);
   layer.Set("type", type);
+  layer.Set("kind", kind);
   return layer;
 }
 
@@ -156,7 +158,7 @@ Napi::Value ListLayersOf(const Napi::CallbackInfo& info) {
     if (info[1].ToBoolean().Value()) {
       module.eval();
       for (const auto& call : ListCalls(module))
-        result.Set(result.Length(), Layer(env, call.name, call.type));
+        result.Set(result.Length(), Layer(env, call.name, call.type, call.kind));
     } else {
       for (const auto& layer : ListLayers(module))
         result.Set(result.Length(), Layer(env, layer.name, layer.type));

@@ -2,6 +2,8 @@
 
 #include <torch/csrc/jit/ir/ir.h>
 
+#include <unordered_set>
+
 #include "graph/graph_ops.h"
 #include "graph/module_tree.h"
 #include "graph/optimized_graph.h"
@@ -30,11 +32,35 @@ void DropNeedlessClones(const std::vector<Node*>& clones) {
   }
 }
 
+// Whether `value` is computed from `input`, through the nodes that produce it and the nodes inside
+// their ifs and loops (which read outer values without naming them as inputs).
+bool DependsOn(const Value* value, const Value* input) {
+  std::vector<const Value*> pending{value};
+  std::unordered_set<const Node*> seen;
+  while (!pending.empty()) {
+    const Value* current = pending.back();
+    pending.pop_back();
+    if (current == input) return true;
+    std::vector<const Node*> nodes{current->node()};
+    while (!nodes.empty()) {
+      const Node* node = nodes.back();
+      nodes.pop_back();
+      if (!seen.insert(node).second) continue;
+      for (const Value* read : node->inputs()) pending.push_back(read);
+      for (const auto* block : node->blocks()) {
+        for (const Node* inner : block->nodes()) nodes.push_back(inner);
+        nodes.push_back(block->return_node());
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::vector<CallSite> ListCalls(const Module& root) {
-  auto expanded =
-      ExpandForward(root, [&root](const std::string& path) { return HasChildren(ModuleAt(root, path)); });
+  auto expanded = ExpandForward(
+      root, [&root](const std::string& path) { return HasChildren(ModuleAt(root, path)); }, /*name_nodes=*/true);
   std::vector<CallSite> cuttable;
   for (auto& call : expanded.calls) {
     if (call.output_index >= 0) cuttable.push_back(std::move(call));
@@ -44,12 +70,10 @@ std::vector<CallSite> ListCalls(const Module& root) {
 
 GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, torch::Device device,
                   torch::Dtype dtype, bool channels_last, bool optimize, bool winograd) {
-  std::vector<Target> targets;
-  for (const auto& name : names) targets.push_back(ResolveTarget(root, name));
-  // Inline only what leads to the targets: the calls of their ancestors.
-  auto expanded = ExpandForward(root, AncestorsOf(targets));
+  // Every node torchvision names, so that names are given as it gives them.
+  auto expanded = ExpandForward(root, ExpansionFor(root, names), /*name_nodes=*/true);
   auto& graph = expanded.graph;
-  const std::vector<Value*> values = TargetValues(expanded, targets);
+  const std::vector<Value*> values = TargetValues(expanded, root, names);
 
   // The outputs become a tuple of (clones of) the targets' values.
   while (!graph->outputs().empty()) graph->eraseOutput(graph->outputs().size() - 1);
@@ -66,6 +90,9 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
   DropNeedlessClones(clones);
 
   GraphCut cut;
+  for (const Value* value : graph->outputs().at(0)->node()->inputs()) {
+    cut.input_free.push_back(!DependsOn(value, graph->inputs().at(1)));
+  }
   cut.parameter_count = CountParameters(*graph, root, &cut.kept);
   Module module = BuildModule(root, graph);
   // optimize on the CPU in a reduced precision folds batch norms into the convolutions in float32,

@@ -26,6 +26,9 @@ struct GraphCut {
   std::shared_ptr<OptimizedGraph> optimized;  // with `optimize`: checks itself (graph/optimized_graph.h)
   std::vector<std::string> kept;              // the top-level children it still uses
   int64_t parameter_count = 0;                // parameters those calls use, each counted once
+  // Per target: whether its value does not depend on the input (a parameter the forward reads,
+  // Swin's relative position bias): it has no rows of its own to split between callers.
+  std::vector<bool> input_free;
 };
 
 // Cuts `root` (loaded on the CPU, in eval mode) at `targets` (call names as ListCalls gives

@@ -111,7 +111,7 @@ using torch::jit::Module;
 using torch::jit::Node;
 using torch::jit::Value;
 
-Target ResolveTarget(const Module& root, const std::string& name) {
+Target ResolveTarget(const Module& root, const std::string& name, bool throw_if_missing) {
   if (!name.empty() && FindModule(root, name)) return {name, name};
   // "<module>_<N>", N from 1 without leading zeros: the (N+1)-th call of that module. Parsed by
   // hand: std::regex matches recursively, a stack frame per character (a 30,000-character name
@@ -124,6 +124,7 @@ Target ResolveTarget(const Module& root, const std::string& name) {
     const std::string module = name.substr(0, underscore);
     if (FindModule(root, module)) return {name, module};
   }
+  if (!throw_if_missing) return {name, ""};
   // Say what exists around the name: the children of the deepest module its prefix names.
   std::string parent = name;
   std::optional<Module> found;
@@ -134,42 +135,69 @@ Target ResolveTarget(const Module& root, const std::string& name) {
   }
   const auto around = ChildNames(*found, parent);
   throw NativeError(code::kLayerNotFound,
-                    "layer '" + name + "' is not a module of the model; " +
+                    "layer '" + name + "' is neither a module of the model nor a node torchvision lists; " +
                         (parent.empty() ? "its layers are: " : "'" + parent + "' holds: ") +
                         (around.empty() ? "(no modules)" : JoinShort(around)) +
                         " (Extractor.listLayers(model, { nested: true }) lists every name)");
 }
 
-std::function<bool(const std::string&)> AncestorsOf(const std::vector<Target>& targets) {
-  return [targets](const std::string& path) {
-    return std::any_of(targets.begin(), targets.end(),
-                       [&](const Target& target) { return IsBelow(target.path, path); });
+namespace {
+
+// A module call that `name` names by the module's path: ("layer1.0.relu", 0) for "layer1.0.relu",
+// ("layer1.0.relu", 1) for "layer1.0.relu_1"; nullopt when it names no module.
+std::optional<std::pair<std::string, int>> ModuleCallNamed(const Module& root, const std::string& name) {
+  if (!name.empty() && FindModule(root, name)) return std::make_pair(name, 0);
+  const Target target = ResolveTarget(root, name, /*throw_if_missing=*/false);
+  if (target.path.empty()) return std::nullopt;
+  const std::string index = target.name.substr(target.path.size() + 1);
+  if (index.size() > 9) return std::make_pair(target.path, -1);  // more calls than any forward makes
+  return std::make_pair(target.path, std::stoi(index));
+}
+
+}  // namespace
+
+std::function<bool(const std::string&)> ExpansionFor(const Module& root, const std::vector<std::string>& names) {
+  std::vector<std::string> paths;
+  for (const auto& name : names) {
+    if (auto call = ModuleCallNamed(root, name)) paths.push_back(call->first);
+  }
+  return [paths](const std::string& path) {
+    return std::any_of(paths.begin(), paths.end(), [&](const std::string& target) { return IsBelow(target, path); });
   };
 }
 
-std::vector<Value*> TargetValues(const ExpandedForward& expanded, const std::vector<Target>& targets) {
+std::vector<Value*> TargetValues(const ExpandedForward& expanded, const Module& root,
+                                 const std::vector<std::string>& names, std::vector<const CallSite*>* sites) {
   std::vector<Value*> values;
-  for (const auto& target : targets) {
-    const auto call = std::find_if(expanded.calls.begin(), expanded.calls.end(),
-                                   [&](const CallSite& site) { return site.name == target.name; });
+  for (const auto& name : names) {
+    // torchvision's names first: that is what a name means in create_feature_extractor.
+    auto call = std::find_if(expanded.calls.begin(), expanded.calls.end(),
+                             [&](const CallSite& site) { return site.name == name; });
     if (call == expanded.calls.end()) {
-      std::vector<std::string> calls;
-      for (const auto& site : expanded.calls) {
-        if (site.path == target.path) calls.push_back(site.name);
+      const auto module_call = ModuleCallNamed(root, name);
+      if (!module_call) ResolveTarget(root, name);  // throws LAYER_NOT_FOUND, saying what exists around it
+      call = std::find_if(expanded.calls.begin(), expanded.calls.end(), [&](const CallSite& site) {
+        return site.kind == "module" && site.path == module_call->first && site.occurrence == module_call->second;
+      });
+      if (call == expanded.calls.end()) {
+        std::vector<std::string> calls;
+        for (const auto& site : expanded.calls) {
+          if (site.kind == "module" && site.path == module_call->first) calls.push_back(site.name);
+        }
+        if (calls.empty()) {
+          throw NativeError(code::kUnsupportedCut, "cannot cut at '" + name + "': the model's forward never calls '" +
+                                                       module_call->first + "'");
+        }
+        throw NativeError(code::kLayerNotFound, "layer '" + name + "' does not exist: '" + module_call->first +
+                                                    "' is called " + std::to_string(calls.size()) +
+                                                    " time(s), as: " + JoinShort(calls));
       }
-      if (calls.empty()) {
-        throw NativeError(
-            code::kUnsupportedCut,
-            "cannot cut at '" + target.name + "': the model's forward never calls '" + target.path + "'");
-      }
-      throw NativeError(code::kLayerNotFound, "layer '" + target.name + "' does not exist: '" + target.path +
-                                                  "' is called " + std::to_string(calls.size()) +
-                                                  " time(s), as: " + JoinShort(calls));
     }
     if (call->output_index < 0) {
-      throw NativeError(code::kUnsupportedCut, "cannot cut at '" + target.name + "': " + call->why_not);
+      throw NativeError(code::kUnsupportedCut, "cannot cut at '" + name + "': " + call->why_not);
     }
     values.push_back(expanded.graph->outputs().at(call->output_index));
+    if (sites) sites->push_back(&*call);
   }
   return values;
 }

@@ -20,18 +20,25 @@ struct Target {
   std::string path;  // the module: "layer1.0.relu"
 };
 
-// Resolves a name: "layer3.1.conv2" names a module (its first call), "layer1.0.relu_1" the second
-// call of "layer1.0.relu". Throws LAYER_NOT_FOUND, listing what exists around the name.
-Target ResolveTarget(const torch::jit::Module& root, const std::string& name);
+// Resolves a name by module paths alone: "layer3.1.conv2" names a module (its first call),
+// "layer1.0.relu_1" the second call of "layer1.0.relu". Throws LAYER_NOT_FOUND, listing what
+// exists around the name, or with `throw_if_missing` false returns an empty path.
+Target ResolveTarget(const torch::jit::Module& root, const std::string& name, bool throw_if_missing = true);
 
-// An expansion rule that inlines exactly the ancestors of the targets.
-std::function<bool(const std::string&)> AncestorsOf(const std::vector<Target>& targets);
+// The expansion rule for naming `names` (with ExpandForward's name_nodes, which inlines what fx
+// traces through): the ancestors of the names that are module paths, so that a module inside one
+// fx keeps whole ("features.0.0" in a Conv2dNormActivation) can be cut at too.
+std::function<bool(const std::string&)> ExpansionFor(const torch::jit::Module& root,
+                                                     const std::vector<std::string>& names);
 
-// The graph values of the targets' calls in an expanded forward. Throws LAYER_NOT_FOUND (no such
-// call: the message lists the calls of that module) or UNSUPPORTED_CUT (never called, or no single
-// tensor output).
-std::vector<torch::jit::Value*> TargetValues(const ExpandedForward& expanded,
-                                             const std::vector<Target>& targets);
+// The graph values that `names` name in a forward expanded with name_nodes: torchvision's name of
+// a node first ("layer1.0.add", "flatten", "encoder.layers.encoder_layer_0.ln"), then a module
+// path (its first call), then "<module>_<N>" (its N+1-th call). Throws LAYER_NOT_FOUND (no such
+// node or call: the message lists what exists around the name) or UNSUPPORTED_CUT (never called,
+// or no single tensor output). `sites` (optional) receives the node each name resolved to.
+std::vector<torch::jit::Value*> TargetValues(const ExpandedForward& expanded, const torch::jit::Module& root,
+                                             const std::vector<std::string>& names,
+                                             std::vector<const CallSite*>* sites = nullptr);
 
 // Whether anything that may share memory with `value` is used after `node` (other than by `node`):
 // then an in-place change around `node` can matter.

@@ -45,13 +45,15 @@ size_t Depth(const std::string& path) { return std::count(path.begin(), path.end
 
 Summary Summarize(const torch::jit::Module& root, const std::vector<std::string>& names,
                   const std::vector<int64_t>& input_shape) {
-  std::vector<Target> targets;
-  for (const auto& name : names) targets.push_back(ResolveTarget(root, name));
-  // Every container is expanded, so that every module call has a row.
-  auto expanded =
-      ExpandForward(root, [&root](const std::string& path) { return HasChildren(ModuleAt(root, path)); });
+  // Every container is expanded, so that every module call has a row; nodes are named as the cut
+  // names them.
+  const auto below_targets = ExpansionFor(root, names);
+  auto expanded = ExpandForward(
+      root,
+      [&](const std::string& path) { return HasChildren(ModuleAt(root, path)) || below_targets(path); },
+      /*name_nodes=*/true);
   auto& graph = expanded.graph;
-  std::vector<Value*> values = TargetValues(expanded, targets);
+  std::vector<Value*> values = TargetValues(expanded, root, names);
 
   // The rows: calls the targets depend on, ordered as their outputs complete (a block after what
   // it contains; a child before the block whose output it also is), as torchsummary's hooks fire.
@@ -64,7 +66,7 @@ Summary Summarize(const torch::jit::Module& root, const std::vector<std::string>
   };
   std::vector<Row> rows;
   for (const auto& call : expanded.calls) {
-    if (call.output_index < 0 || kContainers.count(call.type)) continue;
+    if (call.kind != "module" || call.output_index < 0 || kContainers.count(call.type)) continue;
     Value* value = graph->outputs().at(call.output_index);
     if (needed.count(value->node())) rows.push_back({&call, value});
   }

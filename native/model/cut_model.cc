@@ -122,6 +122,7 @@ std::shared_ptr<CutModel> BuildCutModel(const ModelSource& source, const std::ve
       model->optimized = std::move(cut.optimized);
       model->kept = std::move(cut.kept);
       model->parameter_count = cut.parameter_count;
+      model->input_free = std::move(cut.input_free);
     }
   }  // The original module goes here, and with it everything the cut does not use.
   model->queue = MakeQueue(*model);

@@ -41,6 +41,9 @@ struct CutModel {
   std::shared_ptr<OptimizedGraph> optimized;
 
   std::vector<std::string> outputs;  // the layers returned, in order
+  // Per output (graph cuts): true where it does not depend on the input (a parameter): every
+  // caller gets it whole, never a share of its rows.
+  std::vector<bool> input_free;
   std::vector<LayerInfo> layers;     // every top-level child of the original model
   std::vector<std::string> kept;     // the top-level children still used
   int64_t parameter_count = 0;       // parameters kept, each counted once

@@ -43,6 +43,9 @@ torch::Tensor PostProcess(torch::Tensor output, const ModelOptions& options) {
   return output.to(torch::kCPU).contiguous();  // no-op for a contiguous CPU tensor
 }
 
+// Whether output `i` does not depend on the input (graph/graph_cut.h): not split into rows.
+bool InputFree(const CutModel& model, size_t i) { return i < model.input_free.size() && model.input_free[i]; }
+
 // Larger batches run in chunks of this size on the CPU (see kCpuMaxBatch).
 constexpr int64_t kCpuChunk = kCpuMaxBatch;
 
@@ -71,12 +74,29 @@ std::vector<torch::Tensor> Run(const CutModel& model, torch::Tensor batch) {
 
   std::vector<torch::Tensor> outputs;
   if (model.device.is_cpu() && batch.size(0) > kCpuChunk) {
+    const auto chunks = batch.split(kCpuChunk);
     std::vector<std::vector<torch::Tensor>> parts;
-    for (const auto& chunk : batch.split(kCpuChunk)) parts.push_back(Forward(model, chunk));
-    for (size_t i = 0; i < parts.front().size(); ++i) {
-      std::vector<torch::Tensor> pieces;
-      for (const auto& part : parts) pieces.push_back(part[i]);
-      outputs.push_back(torch::cat(pieces));
+    bool by_rows = true;  // every output that depends on the input has a row per input row
+    for (const auto& chunk : chunks) {
+      parts.push_back(Forward(model, chunk));
+      for (size_t i = 0; i < parts.back().size(); ++i) {
+        const auto& part = parts.back()[i];
+        if (!InputFree(model, i) && (part.dim() == 0 || part.size(0) != chunk.size(0))) by_rows = false;
+      }
+      if (!by_rows) break;
+    }
+    if (!by_rows) {
+      outputs = Forward(model, batch);  // one forward: chunks of a node that mixes rows would not add up
+    } else {
+      for (size_t i = 0; i < parts.front().size(); ++i) {
+        if (InputFree(model, i)) {  // the same in every chunk
+          outputs.push_back(parts.front()[i]);
+          continue;
+        }
+        std::vector<torch::Tensor> pieces;
+        for (const auto& part : parts) pieces.push_back(part[i]);
+        outputs.push_back(torch::cat(pieces));
+      }
     }
   } else {
     outputs = Forward(model, batch);
@@ -132,6 +152,12 @@ void Settle(ForwardJob& job, Outcome outcome) {
 // Runs jobs[begin, end), whose inputs have the same shape, as one forward and gives each its rows.
 void RunTogether(const CutModel& model, std::vector<ForwardJob>& jobs, std::vector<torch::Tensor>& inputs,
                  size_t begin, size_t end) {
+  std::vector<int64_t> rows_of;  // read now: a single input is moved into the forward
+  int64_t total_rows = 0;
+  for (size_t i = begin; i < end; ++i) {
+    rows_of.push_back(inputs[i].size(0));
+    total_rows += rows_of.back();
+  }
   std::vector<torch::Tensor> outputs;
   std::optional<ErrorInfo> error = Capture(code::kForwardFailed, [&] {
     if (end - begin == 1) {
@@ -141,21 +167,29 @@ void RunTogether(const CutModel& model, std::vector<ForwardJob>& jobs, std::vect
       outputs = Run(model, torch::cat(parts));
     }
   });
-  if (error && end - begin > 1) {
+  // Rows can be shared out only where every output that depends on the input has one row per
+  // input row (a node that mixes rows, or reshapes them away, has not).
+  bool splittable = true;
+  for (size_t i = 0; !error && i < outputs.size(); ++i) {
+    if (!InputFree(model, i) && (outputs[i].dim() == 0 || outputs[i].size(0) != total_rows)) splittable = false;
+  }
+  if ((error || !splittable) && end - begin > 1) {
     // Each alone, so that each gets its own outcome (a batch too large for memory, say).
     for (size_t i = begin; i < end; ++i) RunTogether(model, jobs, inputs, i, i + 1);
     return;
   }
   int64_t row = 0;
   for (size_t i = begin; i < end; ++i) {
-    const int64_t rows = inputs[i].size(0);
+    const int64_t rows = rows_of[i - begin];
     Outcome outcome;
     if (error) {
       outcome.error = error;
     } else if (end - begin == 1) {
       outcome.outputs = std::move(outputs);
     } else {
-      for (const auto& output : outputs) outcome.outputs.push_back(output.narrow(0, row, rows));
+      for (size_t k = 0; k < outputs.size(); ++k) {
+        outcome.outputs.push_back(InputFree(model, k) ? outputs[k] : outputs[k].narrow(0, row, rows));
+      }
     }
     row += rows;
     Settle(jobs[i], std::move(outcome));
