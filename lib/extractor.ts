@@ -64,9 +64,7 @@ function readModelFile(file: string): Uint8Array {
 }
 
 function withIndex(layers: { name: string; type: string; kind?: LayerKind }[]): LayerInfo[] {
-  return layers.map((layer, index) =>
-    Object.freeze({ index, name: layer.name, type: layer.type, kind: layer.kind ?? 'module' }),
-  );
+  return layers.map((layer, index) => Object.freeze({ index, name: layer.name, type: layer.type, kind: layer.kind ?? 'module' }));
 }
 
 function freezeSpec<L extends LayerSpec>(layer: L): L {

@@ -7,6 +7,7 @@ Run with Debian's interpreter (/usr/bin/python3); writes test/fixtures/zoo/ (or 
   <arch>.pt          the architecture, seeded, saved with torch.jit.script
   <arch>-input.f32   its input: two photos, small (any size the architecture accepts)
   <arch>-<i>.f32     what node i computes, cloned the moment it is computed
+  loop.pt            a forward with a loop TorchScript keeps (test of names that cannot be known)
   manifest.json      per architecture: every node get_graph_node_names(model)[1] lists (eval
                      mode), in order, with its fx op and whether it yields a tensor
 
@@ -152,6 +153,22 @@ def architecture(arch, kwargs, side):
     return {'file': f'{arch}.pt', 'input': save(f'{arch}-input', x), 'nodes': nodes}
 
 
+class Loop(torch.nn.Module):
+    """A forward with a loop TorchScript keeps (its trip count is the batch size): an `add` inside it,
+    then another after it, which fx would number after however many the loop ran."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        for _ in range(x.size(0)):
+            x = x + 1
+        x = x + 2
+        return x * 2
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -160,6 +177,8 @@ def main():
     for arch, kwargs, side in ZOO:
         manifest['architectures'][arch] = architecture(arch, kwargs, side)
         print(f'zoo: {arch}', flush=True)
+    torch.jit.script(Loop().eval()).save(os.path.join(OUT, 'loop.pt'))
+    manifest['loop'] = {'file': 'loop.pt'}
     with open(os.path.join(OUT, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=1)
     print(f'zoo fixtures written to {os.path.abspath(OUT)}')

@@ -66,9 +66,11 @@ describe('libtorch-features layers', () => {
     );
   });
 
-  it('--nested lists module calls; --summary prints the torchsummary table', () => {
+  it('--nested lists module calls and the other nodes torchvision lists, with their kind; --summary prints the torchsummary table', () => {
     const nested = cli(['layers', RESNET18, '--nested']);
-    assert.match(nested.stdout, /^11 layer1\.0\.relu_1 ReLU$/m);
+    assert.match(nested.stdout, /^ 0 x x \(input\)$/m);
+    assert.match(nested.stdout, /^12 layer1\.0\.add add \(function\)$/m);
+    assert.match(nested.stdout, /^13 layer1\.0\.relu_1 ReLU$/m);
     const summary = cli(['layers', RESNET18, '--summary', '--input', '3,224,224', '--layer', 'layer4']);
     assert.equal(summary.status, 0, summary.stderr);
     assert.match(summary.stdout, /Total params: 11,176,512/);

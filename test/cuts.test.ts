@@ -126,19 +126,21 @@ describe('nested names are those of torchvision', () => {
     assert.deepEqual(
       layers.slice(0, 8).map((l) => `${l.index} ${l.name} ${l.type}`),
       [
-        '0 conv1 Conv2d',
-        '1 bn1 BatchNorm2d',
-        '2 relu ReLU',
-        '3 maxpool MaxPool2d',
-        '4 layer1 Sequential',
-        '5 layer1.0 BasicBlock',
-        '6 layer1.0.conv1 Conv2d',
-        '7 layer1.0.bn1 BatchNorm2d',
+        '0 x x',
+        '1 conv1 Conv2d',
+        '2 bn1 BatchNorm2d',
+        '3 relu ReLU',
+        '4 maxpool MaxPool2d',
+        '5 layer1 Sequential',
+        '6 layer1.0 BasicBlock',
+        '7 layer1.0.conv1 Conv2d',
       ],
     );
     // BasicBlock calls its relu twice; the downsample runs after bn2.
     const names = layers.map((l) => l.name);
     assert.ok(names.indexOf('layer1.0.relu_1') > names.indexOf('layer1.0.bn2'));
+    // `out += identity` between them, a function node under torchvision's name.
+    assert.ok(names.indexOf('layer1.0.add') === names.indexOf('layer1.0.relu_1') - 1);
     assert.ok(names.indexOf('layer2.0.downsample') > names.indexOf('layer2.0.bn2'));
   });
 });

@@ -59,9 +59,10 @@ describe('layer errors', () => {
     assert.throws(() => new Extractor(branchy, 'unused'), expectError('UNSUPPORTED_CUT', /never calls 'unused'/));
     // What does have one output still works around them.
     assert.equal(new Extractor(branchy, 'stem', { device: 'cpu' }).strategy, 'sequential');
+    // gate (inside the if) and pair (a tuple) are not listed; the operations around them are.
     assert.deepEqual(
       Extractor.listLayers(branchy, { nested: true }).map((l) => l.name),
-      ['stem'],
+      ['x', 'stem', 'mean', 'gt', 'pair.mul', 'pair.sub', 'add'],
     );
   });
 

@@ -11,10 +11,10 @@ describe('listing layers', () => {
     const layers = Extractor.listLayers(RESNET18);
     assert.deepEqual(
       layers,
-      manifest.resnet18.layers.map((layer, index) => ({ index, ...layer })),
+      manifest.resnet18.layers.map((layer, index) => ({ index, ...layer, kind: 'module' })),
     );
-    assert.deepEqual(layers[0], { index: 0, name: 'conv1', type: 'Conv2d' });
-    assert.deepEqual(layers[9], { index: 9, name: 'fc', type: 'Linear' });
+    assert.deepEqual(layers[0], { index: 0, name: 'conv1', type: 'Conv2d', kind: 'module' });
+    assert.deepEqual(layers[9], { index: 9, name: 'fc', type: 'Linear', kind: 'module' });
   });
 
   it('ex.layers lists every child, the ones cut away too', () => {

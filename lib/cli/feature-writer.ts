@@ -122,6 +122,13 @@ export async function writeFeatures(
       for (const piece of await forward(batch)) {
         options.layers.forEach((layer, i) => {
           const tensor = piece.features[layer];
+          if (tensor.shape[0] !== piece.frames.length) {
+            // A parameter (ConvNeXt's layer_scale) or another node that has no row per input.
+            throw new CliError(
+              `layer ${layer} gives [${tensor.shape.join(', ')}] for ${piece.frames.length} input(s), not a row per input: ` +
+                'it cannot be written row by row (a parameter, or a node that does not depend on the input); read it with the API',
+            );
+          }
           writers[i].append(tensor.data, tensor.shape.slice(1), piece.frames.length);
         });
         writeAll(index, Buffer.from(piece.frames.map((f, i) => indexLine(rows + i, f)).join('')));

@@ -60,7 +60,8 @@ bool DependsOn(const Value* value, const Value* input) {
 
 std::vector<CallSite> ListCalls(const Module& root) {
   auto expanded = ExpandForward(
-      root, [&root](const std::string& path) { return HasChildren(ModuleAt(root, path)); }, /*name_nodes=*/true);
+      root, [&root](const std::string& path) { return HasChildren(ModuleAt(root, path)); },
+      /*name_nodes=*/true);
   std::vector<CallSite> cuttable;
   for (auto& call : expanded.calls) {
     if (call.output_index >= 0) cuttable.push_back(std::move(call));

@@ -43,7 +43,11 @@ class Expander {
  public:
   Expander(const torch::jit::Module& root, std::shared_ptr<Graph> graph,
            const std::function<bool(const std::string&)>& expand, bool name_nodes)
-      : root_(root), graph_(std::move(graph)), self_(graph_->inputs().at(0)), expand_(expand), name_nodes_(name_nodes) {}
+      : root_(root),
+        graph_(std::move(graph)),
+        self_(graph_->inputs().at(0)),
+        expand_(expand),
+        name_nodes_(name_nodes) {}
 
   std::vector<CallSite> Run() {
     if (name_nodes_) RecordInput();
@@ -121,10 +125,17 @@ class Expander {
     return before->next();
   }
 
+  // The node and everything inside its blocks; with a stack of its own, as a hostile model may
+  // nest blocks deeper than this thread's stack would hold (ScanBlock refuses them later).
   void SetScope(Node* node, const Scope& scope) {
-    scope_[node] = scope;
-    for (Block* block : node->blocks()) {
-      for (Node* inner : block->nodes()) SetScope(inner, scope);
+    std::vector<Node*> pending{node};
+    while (!pending.empty()) {
+      Node* current = pending.back();
+      pending.pop_back();
+      scope_[current] = scope;
+      for (Block* block : current->blocks()) {
+        for (Node* inner : block->nodes()) pending.push_back(inner);
+      }
     }
   }
 
@@ -175,7 +186,8 @@ class Expander {
     if (!slot || !module.type()->is_parameter(*slot)) return;
     const std::string path = owner->empty() ? attribute : *owner + "." + attribute;
     if (!parameters_.insert(path).second) return;
-    RecordValue(Qualify(scope, AttributeNodeName(path)), get->output(), "parameter", "Parameter", top_level, scope);
+    RecordValue(Qualify(scope, AttributeNodeName(path)), get->output(), "parameter", "Parameter", top_level,
+                scope);
   }
 
   // A function or operator node: one name per entry of `names`; where there is one name more than
@@ -199,8 +211,8 @@ class Expander {
     return scope.path.empty() ? name : scope.path + "." + name;
   }
 
-  void RecordValue(const std::string& qualname, Value* value, const std::string& kind, const std::string& type,
-                   bool top_level, const Scope& scope) {
+  void RecordValue(const std::string& qualname, Value* value, const std::string& kind,
+                   const std::string& type, bool top_level, const Scope& scope) {
     if (!top_level) {
       namer_.MarkUnknown(qualname);
       return;
@@ -226,7 +238,8 @@ class Expander {
 
   static std::string UnknownName(const std::string& qualname) {
     return "its torchvision name cannot be known: a node named like '" + qualname +
-           "' before it runs inside an if or a loop that TorchScript keeps (torch.fx would unroll it or fail)";
+           "' before it runs inside an if or a loop that TorchScript keeps (torch.fx would unroll it or "
+           "fail)";
   }
 
   static torch::jit::GraphFunction* CalledFunction(Node* call) {

@@ -156,13 +156,15 @@ std::optional<std::pair<std::string, int>> ModuleCallNamed(const Module& root, c
 
 }  // namespace
 
-std::function<bool(const std::string&)> ExpansionFor(const Module& root, const std::vector<std::string>& names) {
+std::function<bool(const std::string&)> ExpansionFor(const Module& root,
+                                                     const std::vector<std::string>& names) {
   std::vector<std::string> paths;
   for (const auto& name : names) {
     if (auto call = ModuleCallNamed(root, name)) paths.push_back(call->first);
   }
   return [paths](const std::string& path) {
-    return std::any_of(paths.begin(), paths.end(), [&](const std::string& target) { return IsBelow(target, path); });
+    return std::any_of(paths.begin(), paths.end(),
+                       [&](const std::string& target) { return IsBelow(target, path); });
   };
 }
 
@@ -177,7 +179,8 @@ std::vector<Value*> TargetValues(const ExpandedForward& expanded, const Module& 
       const auto module_call = ModuleCallNamed(root, name);
       if (!module_call) ResolveTarget(root, name);  // throws LAYER_NOT_FOUND, saying what exists around it
       call = std::find_if(expanded.calls.begin(), expanded.calls.end(), [&](const CallSite& site) {
-        return site.kind == "module" && site.path == module_call->first && site.occurrence == module_call->second;
+        return site.kind == "module" && site.path == module_call->first &&
+               site.occurrence == module_call->second;
       });
       if (call == expanded.calls.end()) {
         std::vector<std::string> calls;
@@ -185,12 +188,13 @@ std::vector<Value*> TargetValues(const ExpandedForward& expanded, const Module& 
           if (site.kind == "module" && site.path == module_call->first) calls.push_back(site.name);
         }
         if (calls.empty()) {
-          throw NativeError(code::kUnsupportedCut, "cannot cut at '" + name + "': the model's forward never calls '" +
-                                                       module_call->first + "'");
+          throw NativeError(
+              code::kUnsupportedCut,
+              "cannot cut at '" + name + "': the model's forward never calls '" + module_call->first + "'");
         }
-        throw NativeError(code::kLayerNotFound, "layer '" + name + "' does not exist: '" + module_call->first +
-                                                    "' is called " + std::to_string(calls.size()) +
-                                                    " time(s), as: " + JoinShort(calls));
+        throw NativeError(code::kLayerNotFound,
+                          "layer '" + name + "' does not exist: '" + module_call->first + "' is called " +
+                              std::to_string(calls.size()) + " time(s), as: " + JoinShort(calls));
       }
     }
     if (call->output_index < 0) {

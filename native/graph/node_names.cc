@@ -56,8 +56,14 @@ const std::set<std::string> kWrappedFunctions = {
 // torch.nn.functional's functions that dispatch on a flag (boolean_dispatch): TorchScript calls
 // the variant ("_max_pool2d"), fx names the public function ("max_pool2d").
 const std::set<std::string> kDispatchedVariants = {
-    "_max_pool1d",          "_max_pool2d",          "_max_pool3d",           "_adaptive_max_pool1d",
-    "_adaptive_max_pool2d", "_adaptive_max_pool3d", "_fractional_max_pool2d", "_fractional_max_pool3d",
+    "_max_pool1d",
+    "_max_pool2d",
+    "_max_pool3d",
+    "_adaptive_max_pool1d",
+    "_adaptive_max_pool2d",
+    "_adaptive_max_pool3d",
+    "_fractional_max_pool2d",
+    "_fractional_max_pool3d",
 };
 
 // torch.fx's _snake_case: "camelCase" -> "camel_case", everything lower case.
@@ -173,8 +179,9 @@ std::vector<std::string> OperatorNodeNames(const Node* node) {
   if (kind == c10::prim::TupleIndex) return {"getitem"};
   if (!kind.is_aten()) return {};
   // Operations on strings (an f-string for an error message is aten::add of strs): fx traces none.
-  if (std::all_of(node->outputs().begin(), node->outputs().end(),
-                  [](const torch::jit::Value* output) { return output->type()->kind() == c10::TypeKind::StringType; })) {
+  if (std::all_of(node->outputs().begin(), node->outputs().end(), [](const torch::jit::Value* output) {
+        return output->type()->kind() == c10::TypeKind::StringType;
+      })) {
     return {};
   }
   std::string name = kind.toUnqualString();
@@ -184,19 +191,20 @@ std::vector<std::string> OperatorNodeNames(const Node* node) {
     names.insert(names.end(), node->outputs().size(), "getitem");
     return names;
   }
-  static const std::set<std::string> silent = {"Int",    "Float",  "Bool", "ScalarImplicit", "__is__", "__isnot__",
-                                               "format", "warn",   "str",  "list",           "device", "dtype",
-                                               "_set_item", "append", "__interpolate"};
+  static const std::set<std::string> silent = {
+      "Int", "Float", "Bool",   "ScalarImplicit", "__is__",    "__isnot__", "format",       "warn",
+      "str", "list",  "device", "dtype",          "_set_item", "append",    "__interpolate"};
   if (silent.count(name)) return {};
   if (IsIndexingStep(node)) {
     // One name per indexing expression, on its last step.
     const auto& uses = node->output()->uses();
     if (uses.size() == 1 && IsIndexingStep(uses[0].user) && SameSource(node, uses[0].user)) return {};
-    if (name == "__getitem__" || EndsWithBracket(SourceText(node)) || SourceText(node).empty()) return {"getitem"};
+    if (name == "__getitem__" || EndsWithBracket(SourceText(node)) || SourceText(node).empty())
+      return {"getitem"};
     return {name};
   }
   static const std::map<std::string, std::string> dunders = {
-      {"__and__", "and_"}, {"__or__", "or_"},       {"__xor__", "xor"},       {"__not__", "not_"},
+      {"__and__", "and_"},          {"__or__", "or_"},        {"__xor__", "xor"},      {"__not__", "not_"},
       {"__contains__", "contains"}, {"__lshift__", "lshift"}, {"__rshift__", "rshift"}};
   const auto dunder = dunders.find(name);
   if (dunder != dunders.end()) return {dunder->second};
@@ -220,9 +228,10 @@ namespace {
 // ".+_[0-9]+$" -> the part before the last "_".
 std::string Stem(const std::string& qualname) {
   const auto underscore = qualname.rfind('_');
-  if (underscore == std::string::npos || underscore == 0 || underscore + 1 >= qualname.size()) return qualname;
-  const bool digits = std::all_of(qualname.begin() + static_cast<std::ptrdiff_t>(underscore) + 1, qualname.end(),
-                                  [](char c) { return c >= '0' && c <= '9'; });
+  if (underscore == std::string::npos || underscore == 0 || underscore + 1 >= qualname.size())
+    return qualname;
+  const bool digits = std::all_of(qualname.begin() + static_cast<std::ptrdiff_t>(underscore) + 1,
+                                  qualname.end(), [](char c) { return c >= '0' && c <= '9'; });
   return digits ? qualname.substr(0, underscore) : qualname;
 }
 

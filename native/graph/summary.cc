@@ -49,8 +49,7 @@ Summary Summarize(const torch::jit::Module& root, const std::vector<std::string>
   // names them.
   const auto below_targets = ExpansionFor(root, names);
   auto expanded = ExpandForward(
-      root,
-      [&](const std::string& path) { return HasChildren(ModuleAt(root, path)) || below_targets(path); },
+      root, [&](const std::string& path) { return HasChildren(ModuleAt(root, path)) || below_targets(path); },
       /*name_nodes=*/true);
   auto& graph = expanded.graph;
   std::vector<Value*> values = TargetValues(expanded, root, names);

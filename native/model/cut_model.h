@@ -44,9 +44,9 @@ struct CutModel {
   // Per output (graph cuts): true where it does not depend on the input (a parameter): every
   // caller gets it whole, never a share of its rows.
   std::vector<bool> input_free;
-  std::vector<LayerInfo> layers;     // every top-level child of the original model
-  std::vector<std::string> kept;     // the top-level children still used
-  int64_t parameter_count = 0;       // parameters kept, each counted once
+  std::vector<LayerInfo> layers;  // every top-level child of the original model
+  std::vector<std::string> kept;  // the top-level children still used
+  int64_t parameter_count = 0;    // parameters kept, each counted once
   torch::Device device = torch::kCPU;
   ModelOptions options;
   // Runs every forward of this model, one after another (runtime/forward_queue.h). Last: stopped before

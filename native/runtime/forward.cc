@@ -171,7 +171,8 @@ void RunTogether(const CutModel& model, std::vector<ForwardJob>& jobs, std::vect
   // input row (a node that mixes rows, or reshapes them away, has not).
   bool splittable = true;
   for (size_t i = 0; !error && i < outputs.size(); ++i) {
-    if (!InputFree(model, i) && (outputs[i].dim() == 0 || outputs[i].size(0) != total_rows)) splittable = false;
+    if (!InputFree(model, i) && (outputs[i].dim() == 0 || outputs[i].size(0) != total_rows))
+      splittable = false;
   }
   if ((error || !splittable) && end - begin > 1) {
     // Each alone, so that each gets its own outcome (a batch too large for memory, say).
