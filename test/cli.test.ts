@@ -10,7 +10,7 @@ import sharp from 'sharp';
 
 import { Extractor } from '../lib';
 import { decodeImage, hasFfmpeg } from '../lib/cli/sources';
-import { RESNET18, makeTestVideo, manifest, readImage } from './helpers';
+import { FIXTURES, RESNET18, makeTestVideo, manifest, readImage } from './helpers';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
 const PYTHON = process.env.FIXTURES_PYTHON || '/usr/bin/python3';
@@ -279,6 +279,20 @@ describe('libtorch-features extract', () => {
         1,
       ],
       [['frobnicate'], /unknown command 'frobnicate'/, 2],
+      // A parameter (issue 14's nodes) has no row per input: refused, not written as rows.
+      [
+        [
+          'extract',
+          path.join(FIXTURES, 'zoo', 'convnext_tiny.pt'),
+          photos[0],
+          '--layer',
+          'features.1.0.features_1_0_layer_scale',
+          '--out',
+          out,
+        ],
+        /layer features\.1\.0\.features_1_0_layer_scale gives \[96, 1, 1\] for 1 input\(s\), not a row per input/,
+        1,
+      ],
     ];
     for (const [args, message, code] of cases) expectOneLineError(cli(args), message, code);
     assert.deepEqual(

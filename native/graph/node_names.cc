@@ -85,8 +85,12 @@ std::string SnakeCase(const std::string& name) {
 torch::jit::SourceRange OriginalRange(const Node* node) {
   const auto& range = node->sourceRange();
   if (!range.source()) return range;
-  auto original = range.findSourceRangeThatGenerated();
-  return original ? *original : range;
+  try {
+    auto original = range.findSourceRangeThatGenerated();
+    return original ? *original : range;
+  } catch (const std::exception&) {  // debug information a damaged file holds: go without
+    return range;
+  }
 }
 
 // The text of the Python code a node was compiled from, when the file kept it.
