@@ -57,6 +57,7 @@ ZOO = [
     ('swin_t', {}, 64),
     ('alexnet', {}, 64),
     ('vgg11_bn', {}, 64),
+    ('operators', {}, 16),  # hand-written (Operators below)
 ]
 
 
@@ -104,8 +105,30 @@ def calibrate(model, side):
             model(torch.stack([augment(img) for img in photos() for _ in range(2)]))
 
 
+class Operators(torch.nn.Module):
+    """Python operators whose fx names are not their aten names (/ // %), the same operation called
+    as a function, an in-place method next to an augmented assignment, and indexing."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        a = x / 2
+        b = torch.div(a, 3)
+        c = b // 0.5
+        d = c % 3
+        d.mul_(2)
+        d += a
+        e = d[:, 1:3]
+        return torch.relu(e) - b[:, :2]
+
+
 def seeded(arch, kwargs, side):
     torch.manual_seed(SEED)
+    if arch == 'operators':
+        return Operators().eval()
     model = getattr(torchvision.models, arch)(weights=None, num_classes=10, **kwargs)
     scatter_constants(model, torch.Generator().manual_seed(SEED))
     calibrate(model, side)

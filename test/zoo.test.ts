@@ -1,5 +1,5 @@
 /**
- * The zoo (issue 14): for 15 torchvision architectures, every node torchvision's
+ * The zoo (issue 14): for 15 torchvision architectures (and a hand-written model of operators), every node torchvision's
  * get_graph_node_names lists (modules, functions, operators, parameters, the input) can be cut at
  * under torchvision's name, and gives what PyTorch computed at that node inside the model's own
  * forward (scripts/make-zoo-fixtures.py: an fx Interpreter that clones each output when computed).
@@ -137,6 +137,13 @@ describe('the zoo: how TorchScript nodes map to torchvision names', () => {
     ['vit_b_16', 'encoder.layers.encoder_layer_0.ln', 'module', 'LayerNorm', "module ln_1: torchvision drops the _1 of a module's name"],
     ['vit_b_16', 'encoder.layers.encoder_layer_0.ln_1', 'module', 'LayerNorm', 'module ln_2, then numbered as the second ln'],
     ['resnet50', 'x', 'input', 'x', "the forward's argument"],
+    ['operators', 'truediv', 'function', 'truediv', '`x / 2`: aten::div, operator.truediv in fx'],
+    ['operators', 'div', 'function', 'div', '`torch.div(a, 3)`: the function keeps its name'],
+    ['operators', 'floordiv', 'function', 'floordiv', '`b // 0.5`: aten::floor_divide'],
+    ['operators', 'mod', 'function', 'mod', '`c % 3`: aten::remainder'],
+    ['operators', 'mul_', 'function', 'mul_', '`d.mul_(2)`: an in-place method keeps its underscore'],
+    ['operators', 'add', 'function', 'add', '`d += a`: aten::add_, operator.add in fx'],
+    ['operators', 'getitem', 'function', 'getitem', '`d[:, 1:3]`: two aten::slice, one getitem'],
   ];
   for (const [arch, name, kind, type, why] of cases) {
     it(`${arch} '${name}' is a ${kind} (${type}): ${why}`, () => {

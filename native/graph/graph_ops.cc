@@ -169,7 +169,7 @@ std::function<bool(const std::string&)> ExpansionFor(const Module& root,
 }
 
 std::vector<Value*> TargetValues(const ExpandedForward& expanded, const Module& root,
-                                 const std::vector<std::string>& names, std::vector<const CallSite*>* sites) {
+                                 const std::vector<std::string>& names) {
   std::vector<Value*> values;
   for (const auto& name : names) {
     // torchvision's names first: that is what a name means in create_feature_extractor.
@@ -201,7 +201,6 @@ std::vector<Value*> TargetValues(const ExpandedForward& expanded, const Module& 
       throw NativeError(code::kUnsupportedCut, "cannot cut at '" + name + "': " + call->why_not);
     }
     values.push_back(expanded.graph->outputs().at(call->output_index));
-    if (sites) sites->push_back(&*call);
   }
   return values;
 }

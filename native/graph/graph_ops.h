@@ -35,10 +35,9 @@ std::function<bool(const std::string&)> ExpansionFor(const torch::jit::Module& r
 // a node first ("layer1.0.add", "flatten", "encoder.layers.encoder_layer_0.ln"), then a module
 // path (its first call), then "<module>_<N>" (its N+1-th call). Throws LAYER_NOT_FOUND (no such
 // node or call: the message lists what exists around the name) or UNSUPPORTED_CUT (never called,
-// or no single tensor output). `sites` (optional) receives the node each name resolved to.
+// or no single tensor output).
 std::vector<torch::jit::Value*> TargetValues(const ExpandedForward& expanded, const torch::jit::Module& root,
-                                             const std::vector<std::string>& names,
-                                             std::vector<const CallSite*>* sites = nullptr);
+                                             const std::vector<std::string>& names);
 
 // Whether anything that may share memory with `value` is used after `node` (other than by `node`):
 // then an in-place change around `node` can matter.

@@ -109,8 +109,21 @@ bool EndsWithBracket(const std::string& text) {
   return last != std::string::npos && text[last] == ']';
 }
 
-bool CalledByName(const std::string& text, const std::string& name) {
-  return text.find(name + "(") != std::string::npos;
+// Whether the model's code calls `name` as a function or method (`torch.div(a, 3)`, `d.mul_(2)`:
+// the range is the callee, "torch.div") rather than through an operator (`a / 3`, `d += a`, or
+// `b // 2`, which TorchScript compiles through a builtin of its own, from no file).
+bool CalledByName(const Node* node, const std::string& name) {
+  const auto range = OriginalRange(node);
+  if (!range.source()) return false;
+  const auto& file = range.source()->filename();
+  if (!file || *file == "<string>") return false;
+  std::string text = SourceText(node);
+  text.erase(text.find_last_not_of(" \t\r\n") + 1);
+  const std::string member = "." + name;
+  return text == name ||
+         (text.size() > member.size() &&
+          text.compare(text.size() - member.size(), member.size(), member) == 0) ||
+         text.find(name + "(") != std::string::npos;
 }
 
 // Operators that an indexing expression (x[:, 0], x[..., 0::2, :]) compiles to, one per index.
@@ -132,8 +145,7 @@ std::string OperatorSpelling(const std::string& aten, const Node* node) {
       {"div", "truediv"}, {"remainder", "mod"}, {"floor_divide", "floordiv"}};
   const auto symbol = symbols.find(aten);
   if (symbol == symbols.end()) return aten;
-  const std::string text = SourceText(node);
-  if (text.empty() || CalledByName(text, aten)) return aten;
+  if (SourceText(node).empty() || CalledByName(node, aten)) return aten;  // without the code: aten's name
   return symbol->second;
 }
 
@@ -212,8 +224,10 @@ std::vector<std::string> OperatorNodeNames(const Node* node) {
       {"__contains__", "contains"}, {"__lshift__", "lshift"}, {"__rshift__", "rshift"}};
   const auto dunder = dunders.find(name);
   if (dunder != dunders.end()) return {dunder->second};
-  // In-place forms (out += identity is aten::add_): fx records the operator, not the method.
-  if (name.size() > 1 && name.back() == '_' && name.front() != '_') name.pop_back();
+  // In-place forms: `out += identity` (aten::add_) is fx's operator.add; `x.add_(y)` its method add_.
+  if (name.size() > 1 && name.back() == '_' && name.front() != '_' && !CalledByName(node, name)) {
+    name.pop_back();
+  }
   return {OperatorSpelling(name, node)};
 }
 
