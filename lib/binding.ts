@@ -109,6 +109,8 @@ export interface Binding {
   _testOptimizeTolerance(tolerance: number | null): void;
   /** Tests only: the per-core cache sizes read from replayed CPUID registers (native/runtime/onednn_caches.h). */
   _testCpuidCaches(vendor: string, registers: Record<string, number[]>): number[];
+  /** Tests only: LibTorch's intra-op thread count on the calling thread (native/runtime/process_settings.h). */
+  _testThreadsHere(): number;
 }
 
 const PACKAGE_ROOT = path.join(__dirname, '..', '..');

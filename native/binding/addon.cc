@@ -74,6 +74,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("_testOptimizeTolerance",
               Napi::Function::New<TestOptimizeTolerance>(env, "_testOptimizeTolerance"));
   exports.Set("_testCpuidCaches", Napi::Function::New<TestCpuidCaches>(env, "_testCpuidCaches"));
+  exports.Set("_testThreadsHere", Napi::Function::New<TestThreadsHere>(env, "_testThreadsHere"));
   return exports;
 }
 

@@ -3,6 +3,7 @@
 // with the right code and never aborts the process. Not part of the public API.
 #include "binding/test_hooks.h"
 
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
 #include <cstdio>
@@ -94,6 +95,11 @@ Napi::Value TestCpuidCaches(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < sizes.size(); ++i) result.Set(i, static_cast<double>(sizes[i]));
     return result;
   });
+}
+
+Napi::Value TestThreadsHere(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, code::kInternal, [&]() -> Napi::Value { return Napi::Number::New(env, at::get_num_threads()); });
 }
 
 }  // namespace ltf

@@ -17,4 +17,8 @@ Napi::Value TestOptimizeTolerance(const Napi::CallbackInfo& info);
 // leaves not listed read as zeros), so that both sides of the detection are tested on any CPU.
 Napi::Value TestCpuidCaches(const Napi::CallbackInfo& info);
 
+// testThreadsHere(): LibTorch's intra-op thread count on the calling (JS) thread, the size of the
+// OpenMP team it would start (runtime/process_settings.h: 1 once it has loaded a model).
+Napi::Value TestThreadsHere(const Napi::CallbackInfo& info);
+
 }  // namespace ltf

@@ -14,6 +14,7 @@
 #include "model/device.h"
 #include "model/safety_check.h"
 #include "runtime/forward.h"
+#include "runtime/process_settings.h"
 
 namespace ltf {
 
@@ -50,6 +51,9 @@ void BuildSequential(CutModel& model, const torch::jit::Module& module, std::vec
 }  // namespace
 
 torch::jit::Module LoadModule(const ModelSource& source, bool allow_unsafe_operations) {
+  // Everything done with a model off its forward queue (loading, cutting, freezing, summaries)
+  // starts here: on one thread, so that this thread keeps no OpenMP team of its own.
+  SerialOnThisThread();
   if (!source.bytes) {
     struct stat info {};
     if (stat(source.path.c_str(), &info) != 0) {
