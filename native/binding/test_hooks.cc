@@ -99,7 +99,8 @@ Napi::Value TestCpuidCaches(const Napi::CallbackInfo& info) {
 
 Napi::Value TestThreadsHere(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Guard(env, code::kInternal, [&]() -> Napi::Value { return Napi::Number::New(env, at::get_num_threads()); });
+  return Guard(env, code::kInternal,
+               [&]() -> Napi::Value { return Napi::Number::New(env, at::get_num_threads()); });
 }
 
 }  // namespace ltf
