@@ -204,6 +204,16 @@ describe('the zoo: functions with the rest of the API', () => {
     });
   }
 
+  it('a module inside one fx keeps whole is cut at by its path: the ReLU ending a Conv2dNormActivation gives that block', async () => {
+    const mobilenet = zoo.architectures.mobilenet_v3_small;
+    const names = Extractor.listLayers(model('mobilenet_v3_small'), { nested: true }).map((layer) => layer.name);
+    assert.ok(!mobilenet.nodes.some((node) => node.name === 'features.1.block.0.2'), 'torchvision does not list it');
+    assert.ok(names.includes('features.1.block.0.2'));
+    const ex = await Extractor.create(model('mobilenet_v3_small'), 'features.1.block.0.2', { device: 'cpu' });
+    assertClose(await ex.extract(zooTensor(mobilenet.input)), ref(mobilenet, 'features.1.block.0'), CPU_TOLERANCE, 'features.1.block.0.2');
+    ex.dispose();
+  });
+
   it("a parameter or other input-free node is every caller's whole, never a share of merged rows", async () => {
     const convnext = zoo.architectures.convnext_tiny;
     const scale = 'features.1.0.features_1_0_layer_scale';
