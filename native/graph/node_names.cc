@@ -215,8 +215,8 @@ std::vector<std::string> OperatorNodeNames(const Node* node) {
     // One name per indexing expression, on its last step.
     const auto& uses = node->output()->uses();
     if (uses.size() == 1 && IsIndexingStep(uses[0].user) && SameSource(node, uses[0].user)) return {};
-    if (name == "__getitem__" || EndsWithBracket(SourceText(node)) || SourceText(node).empty())
-      return {"getitem"};
+    const std::string text = SourceText(node);
+    if (name == "__getitem__" || text.empty() || EndsWithBracket(text)) return {"getitem"};
     return {name};
   }
   static const std::map<std::string, std::string> dunders = {
