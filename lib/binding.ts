@@ -87,6 +87,7 @@ export interface NativeRuntime {
   cudaAvailable: boolean;
   cudaDeviceCount: number;
   onednnFusion: boolean;
+  pointwiseFusion: boolean;
   onednnCaches: OneDnnCaches;
 }
 

@@ -62,8 +62,10 @@ export interface ExtractorOptions {
    * folding, then `optimize_for_inference`: oneDNN layouts and prepacked weights on the CPU).
    * On the CPU in float32, where the build has it ({@link RuntimeInfo.onednnFusion}), each
    * convolution then runs as one oneDNN primitive with its activation and residual addition fused
-   * ({@link Extractor.onednn} says what was done). Faster; numbers move by float rounding (about
-   * 1e-6 relative). Always cuts the graph. Default false.
+   * ({@link Extractor.onednn} says what was done). In bfloat16 on LibTorch 2.x
+   * ({@link RuntimeInfo.pointwiseFusion}), batch norms are folded in float32 before the cast and
+   * each convolution runs as LibTorch's fused operator with its weight packed. Faster; numbers move
+   * by float rounding (about 1e-6 relative in float32). Always cuts the graph. Default false.
    *
    * Checked, never silently wrong: the first batch of each new input shape also runs through the
    * cut frozen without optimisations, and the two must agree (1e-3 of the largest |value| in
@@ -189,6 +191,13 @@ export interface RuntimeInfo {
    * AVX-512, and `LTF_ONEDNN_FUSION=0` is not set.
    */
   onednnFusion: boolean;
+  /**
+   * Whether `optimize` with `dtype: 'bfloat16'` on the CPU runs each convolution as LibTorch's own
+   * fused oneDNN operator, its weight packed ahead of time and its activation and residual
+   * addition fused (see {@link OneDnnReport}): LibTorch 2.x registers that operator
+   * (`mkldnn::_convolution_pointwise`; 1.13 does not), and `LTF_ONEDNN_FUSION=0` is not set.
+   */
+  pointwiseFusion: boolean;
   /** Whether oneDNN can run on this CPU (README, "CPUs that hide their caches"). */
   onednnCaches: OneDnnCaches;
 }
@@ -238,10 +247,12 @@ export interface OptimizationReport {
 }
 
 /**
- * What `optimize: true` did to the convolutions of a CPU float32 cut, beyond LibTorch's own
- * `optimize_for_inference`: each convolution it took runs as one oneDNN primitive with its
- * activation and residual addition fused, 3x3 stride-1 ones with the Winograd algorithm. All zero
- * elsewhere (GPU, other dtypes, no `optimize`, or a build without it: {@link RuntimeInfo.onednnFusion}).
+ * What `optimize: true` did to the convolutions of a CPU cut, beyond LibTorch's own passes: each
+ * convolution it took runs as one oneDNN primitive with its activation and residual addition
+ * fused. In float32, the addon's own operator ({@link RuntimeInfo.onednnFusion}), 3x3 stride-1
+ * convolutions with the Winograd algorithm; in bfloat16, LibTorch 2.x's fused operator with packed
+ * weights ({@link RuntimeInfo.pointwiseFusion}). All zero elsewhere (GPU, float16, no `optimize`,
+ * or where neither is there).
  */
 export interface OneDnnReport {
   /** Convolutions run by the fused oneDNN operator. */
@@ -252,7 +263,7 @@ export interface OneDnnReport {
    * weights would cost more to stream than the multiplications it saves (small maps).
    */
   winograd: number;
-  /** ReLU, ReLU6 or SiLU activations folded into a convolution. */
+  /** Activations folded into a convolution (ReLU, ReLU6, SiLU; in bfloat16 also hardswish and sigmoid). */
   fusedActivations: number;
   /** Residual additions (`conv(x) + identity`) folded into a convolution. */
   fusedResiduals: number;

@@ -8,6 +8,7 @@
 #include "binding/js_errors.h"
 #include "binding/native_extractor.h"
 #include "binding/test_hooks.h"
+#include "graph/pointwise_fusion.h"
 #include "onednn/onednn_conv.h"
 #include "runtime/forward_queue.h"
 #include "runtime/onednn_caches.h"
@@ -30,6 +31,7 @@ Napi::Value Runtime(const Napi::CallbackInfo& info) {
     result.Set("cudaAvailable", torch::cuda::is_available());
     result.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
     result.Set("onednnFusion", OneDnnFusionEnabled());
+    result.Set("pointwiseFusion", PointwiseFusionEnabled());
     const OneDnnCaches& caches = OneDnnCacheState();
     auto sizes = Napi::Array::New(env, caches.sizes.size());
     for (uint32_t i = 0; i < caches.sizes.size(); ++i) sizes.Set(i, static_cast<double>(caches.sizes[i]));

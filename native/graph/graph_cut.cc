@@ -8,6 +8,7 @@
 #include "graph/module_tree.h"
 #include "graph/optimized_graph.h"
 #include "graph/placement.h"
+#include "graph/pointwise_fusion.h"
 #include "onednn/onednn_allocator.h"
 #include "runtime/onednn_caches.h"
 
@@ -108,6 +109,7 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
     OptimizeSettings settings;
     settings.onednn_fusion = device.is_cpu() && dtype == torch::kFloat && OneDnnFusionEnabled();
     settings.winograd = winograd;
+    settings.pointwise_fusion = device.is_cpu() && dtype == torch::kBFloat16 && PointwiseFusionEnabled();
     settings.tolerance = OptimizeTolerance(dtype);
     if (cast_after_folding) settings.cast_to = dtype;
     settings.channels_last = channels_last;

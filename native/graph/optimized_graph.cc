@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "graph/graph_ops.h"
+#include "graph/pointwise_fusion.h"
 
 namespace ltf {
 
@@ -151,6 +152,8 @@ OptimizedGraph::OptimizedGraph(const torch::jit::Module& unfrozen, OptimizeSetti
   }
   if (settings_.skip_full.empty()) {
     current_ = FreezeAt(unfrozen, OptimizeLevel::kFull, settings_, &report_.onednn);
+    // Its weights are packed for the first input's shapes (Forward).
+    pointwise_pending_ = settings_.pointwise_fusion && settings_.cast_to == torch::kBFloat16;
   } else {
     level_ = report_.level = OptimizeLevel::kFolded;
     current_ = FreezeAt(reference_, OptimizeLevel::kFolded, settings_, nullptr);
@@ -161,6 +164,18 @@ OptimizedGraph::OptimizedGraph(const torch::jit::Module& unfrozen, OptimizeSetti
 std::vector<torch::Tensor> OptimizedGraph::Forward(const torch::Tensor& batch) {
   std::vector<int64_t> shape = batch.sizes().vec();
   if (checked_.count(shape)) return RunModule(current_, batch);
+  if (pointwise_pending_ && level_ == OptimizeLevel::kFull) {
+    pointwise_pending_ = false;
+    auto graph = torch::jit::toGraphFunction(current_.get_method("forward").function()).graph();
+    OneDnnReport fused;
+    try {
+      fused = FusePointwiseConvolutions(graph, current_._ivalue(), batch);
+    } catch (const std::exception&) {
+      // Whatever was rewritten before the error is checked below like the rest.
+    }
+    std::lock_guard<std::mutex> lock(report_mutex_);
+    report_.onednn = fused;
+  }
 
   auto expected = RunModule(reference_, batch);
   // In a reduced precision, with the float32 cut at hand: the optimised cut must be about as close

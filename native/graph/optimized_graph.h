@@ -23,7 +23,7 @@
 namespace ltf {
 
 enum class OptimizeLevel {
-  kFull,    // numerical freezing (conv-bn folding), optimize_for_inference, oneDNN rewrite
+  kFull,    // numerical freezing (conv-bn folding), optimize_for_inference, oneDNN rewrites
   kFolded,  // numerical freezing only
   kPlain,   // frozen, numbers untouched
 };
@@ -33,6 +33,10 @@ const char* LevelName(OptimizeLevel level);
 struct OptimizeSettings {
   bool onednn_fusion = false;  // the oneDNN rewrite applies (CPU, float32, build and env allow it)
   bool winograd = true;
+  // LibTorch 2.x's fused operator for bfloat16 convolutions (CPU, cast_to bfloat16, the
+  // operators registered, LTF_ONEDNN_FUSION not 0): graph/pointwise_fusion.h. Done at kFull on
+  // the first input, whose shapes the weights are packed for.
+  bool pointwise_fusion = false;
   double tolerance = 1e-3;  // largest difference allowed, relative to the largest |value|
   // Non-empty: start at kFolded, for this reason (optimize_for_inference's oneDNN graph cannot run
   // here: runtime/onednn_caches.h).
@@ -90,6 +94,8 @@ class OptimizedGraph {
   OptimizeSettings settings_;
   OptimizeLevel level_ = OptimizeLevel::kFull;
   std::set<std::vector<int64_t>> checked_;
+  // The bfloat16 rewrite (graph/pointwise_fusion.h) is still to be done, on the first input.
+  bool pointwise_pending_ = false;
 
   mutable std::mutex report_mutex_;  // the report, read from the JS thread
   OptimizationReport report_;

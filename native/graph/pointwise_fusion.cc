@@ -1,0 +1,291 @@
+#include "graph/pointwise_fusion.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/ir/alias_analysis.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ltf {
+
+namespace {
+
+using torch::jit::AliasDb;
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+
+const c10::Symbol kPointwise = c10::Symbol::fromQualString("mkldnn::_convolution_pointwise");
+// optimize_for_inference's constant node for MKLDNN tensors (prim::Constant takes only tensors with
+// storage, and a packed weight has none): registered wherever LibTorch is built with oneDNN.
+const c10::Symbol kMkldnnConstant = c10::Symbol::fromQualString("prim::ConstantMKLDNNTensor");
+
+c10::optional<c10::OperatorHandle> FindOperator(const char* name, const char* overload) {
+  return c10::Dispatcher::singleton().findSchema(c10::OperatorName(name, overload));
+}
+
+std::optional<std::vector<int64_t>> ConstantPair(Value* value) {
+  auto constant = torch::jit::toIValue(value);
+  if (!constant || !constant->isIntList()) return std::nullopt;
+  auto ints = constant->toIntVector();
+  if (ints.size() == 1) ints.push_back(ints[0]);  // conv2d takes [k] for [k, k]
+  if (ints.size() != 2) return std::nullopt;
+  return ints;
+}
+
+std::optional<at::Tensor> ConstantTensor(Value* value) {
+  auto constant = torch::jit::toIValue(value);
+  if (constant && constant->isTensor()) return constant->toTensor();
+  return std::nullopt;
+}
+
+bool SingleUse(Value* value, Node** user) {
+  if (value->uses().size() != 1) return false;
+  *user = value->uses()[0].user;
+  return true;
+}
+
+bool IsOne(Value* value) {
+  auto constant = torch::jit::toIValue(value);
+  return constant && ((constant->isInt() && constant->toInt() == 1) ||
+                      (constant->isDouble() && constant->toDouble() == 1.0));
+}
+
+// What a convolution node needs to become the fused operator; nullopt for the ones left alone.
+struct Conv {
+  at::Tensor packed;  // the weight in the layout oneDNN's primitive reads
+  std::vector<int64_t> padding, stride, dilation;
+  int64_t groups = 1;
+};
+
+std::optional<Conv> ReadConv(Node* node, const c10::OperatorHandle& reorder,
+                             const std::optional<std::vector<int64_t>>& input_size) {
+  // aten::conv2d(input, weight, bias, stride, padding, dilation, groups)
+  if (node->kind() != c10::aten::conv2d || node->inputs().size() != 7) return std::nullopt;
+  auto weight = ConstantTensor(node->input(1));
+  auto stride = ConstantPair(node->input(3));
+  auto padding = ConstantPair(node->input(4));  // the string overload ('same') is not a pair
+  auto dilation = ConstantPair(node->input(5));
+  auto groups = torch::jit::toIValue(node->input(6));
+  if (!weight || weight->dim() != 4 || weight->scalar_type() != at::kBFloat16 || !weight->device().is_cpu() ||
+      weight->layout() != at::kStrided || !stride || !padding || !dilation || !groups || !groups->isInt()) {
+    return std::nullopt;
+  }
+  if (!node->input(2)->type()->cast<c10::NoneType>()) {
+    auto bias = ConstantTensor(node->input(2));
+    if (!bias || bias->dim() != 1 || bias->scalar_type() != weight->scalar_type()) return std::nullopt;
+  }
+  Conv conv{at::Tensor(), *padding, *stride, *dilation, groups->toInt()};
+  // The layout oneDNN's primitive wants depends on the input's shape (AcdB64a2b, AcdB32a2b,
+  // AcdB48a2b... for ResNet-18's layers at batch 8 on AVX512_BF16): packed for another shape, or
+  // with none, the operator reorders the weight on every call (2.5 ms of 76 per ResNet-18 batch),
+  // correct but slower.
+  torch::jit::Stack stack{*weight,       conv.padding, conv.stride,
+                          conv.dilation, conv.groups,  input_size ? c10::IValue(*input_size) : c10::IValue()};
+  try {
+    c10::InferenceMode inference;
+    reorder.callBoxed(stack);
+  } catch (const c10::Error&) {
+    return std::nullopt;  // this LibTorch cannot pack it: the convolution stays aten::conv2d
+  }
+  if (stack.size() != 1 || !stack[0].isTensor()) return std::nullopt;
+  conv.packed = stack[0].toTensor();
+  return conv;
+}
+
+// An activation oneDNN can apply as the convolution's post-op: its name for the fused operator
+// and its scalars.
+struct Activation {
+  std::string attr;
+  std::vector<double> scalars;
+};
+
+std::optional<Activation> ReadActivation(Node* node) {
+  const auto kind = node->kind();
+  if (kind == c10::aten::relu || kind == c10::aten::relu_) return Activation{"relu", {}};
+  if (kind == c10::aten::silu || kind == c10::aten::silu_) return Activation{"swish", {}};
+  if (kind == c10::aten::hardswish || kind == c10::aten::hardswish_) return Activation{"hardswish", {}};
+  if (kind == c10::aten::sigmoid || kind == c10::aten::sigmoid_) return Activation{"sigmoid", {}};
+  if (kind == c10::aten::relu6 || kind == c10::aten::relu6_) return Activation{"hardtanh", {0.0, 6.0}};
+  if ((kind == c10::aten::hardtanh || kind == c10::aten::hardtanh_) && node->inputs().size() == 3) {
+    auto low = torch::jit::toIValue(node->input(1));
+    auto high = torch::jit::toIValue(node->input(2));
+    if (low && high && (low->isDouble() || low->isInt()) && (high->isDouble() || high->isInt())) {
+      return Activation{"hardtanh", {low->toScalar().toDouble(), high->toScalar().toDouble()}};
+    }
+  }
+  return std::nullopt;
+}
+
+// The activation applied to `result` alone, when nothing else reads `result`: it then runs with
+// the convolution, so it must be in the convolution's block.
+Node* ActivationOf(Value* result, Node* conv, std::optional<Activation>* activation) {
+  Node* user = nullptr;
+  if (!SingleUse(result, &user) || user->inputs().empty() || user->input(0) != result ||
+      user->owningBlock() != conv->owningBlock()) {
+    return nullptr;
+  }
+  *activation = ReadActivation(user);
+  return *activation ? user : nullptr;
+}
+
+// `conv(x) + residual` (aten::add or add_ into the convolution's result, alpha 1). The fused
+// operator runs where the convolution was, so the residual must exist there already and nothing
+// between the two may change it.
+Node* ResidualOf(Node* conv, AliasDb& aliases, Value** residual) {
+  Node* add = nullptr;
+  Value* result = conv->output();
+  if (!SingleUse(result, &add) || add->owningBlock() != conv->owningBlock() || add->inputs().size() != 3 ||
+      !IsOne(add->input(2))) {
+    return nullptr;
+  }
+  const bool in_place = add->kind() == c10::aten::add_;
+  if (!in_place && add->kind() != c10::aten::add) return nullptr;
+  Value* other = add->input(0) == result ? add->input(1) : add->input(0);
+  // add_ into the residual (ResNet's `out += identity` when the identity is the downsampling
+  // convolution, computed after `out`): the fused operator writes a new tensor instead, which is
+  // the same only where nothing else reads the residual, and it is a convolution's own result.
+  if (in_place && add->input(0) != result) {
+    Node* producer = other->node();
+    if (other->uses().size() != 1 ||
+        (producer->kind() != c10::aten::conv2d && producer->kind() != kPointwise)) {
+      return nullptr;
+    }
+  }
+  if (other == result || !other->type()->cast<c10::TensorType>()) return nullptr;
+  if (other->node()->kind() != c10::prim::Param && !other->node()->isBefore(conv)) return nullptr;
+  for (Node* node = conv->next(); node != add; node = node->next()) {
+    if (aliases.writesToAlias(node, {other})) return nullptr;
+  }
+  *residual = other;
+  return add;
+}
+
+Value* PackedConstant(Graph& graph, const at::Tensor& packed) {
+  Node* node = graph.insertNode(graph.create(kMkldnnConstant, 1));
+  node->t_(c10::attr::value, packed);
+  node->output()->setType(c10::TensorType::create(packed));
+  return node->output();
+}
+
+Value* Scalars(Graph& graph, const std::vector<double>& values) {
+  c10::impl::GenericList list(c10::OptionalType::create(c10::NumberType::get()));
+  for (double value : values) list.push_back(value);
+  return graph.insertConstant(list);
+}
+
+// The size of each convolution's input when `graph` runs `batch`, from a copy of the graph that
+// returns them (aten::size after each convolution; the tensors are freed as usual). nullopt for
+// all where that run fails: the weights are then packed without a shape.
+std::vector<std::optional<std::vector<int64_t>>> InputSizes(Graph& graph,
+                                                            const std::vector<Node*>& convolutions,
+                                                            const c10::IValue& self,
+                                                            const at::Tensor& batch) {
+  std::vector<std::optional<std::vector<int64_t>>> sizes(convolutions.size());
+  auto copy = graph.copy();
+  std::vector<Value*> size_values;
+  for (Node* node : copy->nodes()) {
+    if (node->kind() != c10::aten::conv2d) continue;
+    torch::jit::WithInsertPoint after(node->next());
+    size_values.push_back(copy->insert(c10::aten::size, {node->input(0)}));
+  }
+  if (size_values.size() != convolutions.size() || copy->inputs().size() != 2) return sizes;
+  while (!copy->outputs().empty()) copy->eraseOutput(copy->outputs().size() - 1);
+  copy->registerOutput(copy->insertNode(copy->createTuple(size_values))->output());
+  try {
+    torch::jit::GraphFunction function("ltf_convolution_input_sizes", copy, nullptr);
+    const c10::IValue result = function({self, batch});
+    const auto& elements = result.toTupleRef().elements();
+    for (size_t i = 0; i < elements.size() && i < sizes.size(); ++i) sizes[i] = elements[i].toIntVector();
+  } catch (const c10::Error&) {
+    sizes.assign(convolutions.size(), std::nullopt);
+  }
+  return sizes;
+}
+
+}  // namespace
+
+bool PointwiseFusionAvailable() {
+  static const bool available = FindOperator("mkldnn::_convolution_pointwise", "").has_value() &&
+                                FindOperator("mkldnn::_convolution_pointwise", "binary").has_value() &&
+                                FindOperator("mkldnn::_reorder_convolution_weight", "").has_value();
+  return available;
+}
+
+bool PointwiseFusionEnabled() {
+  const char* setting = std::getenv("LTF_ONEDNN_FUSION");
+  return PointwiseFusionAvailable() && !(setting && std::strcmp(setting, "0") == 0);
+}
+
+OneDnnReport FusePointwiseConvolutions(const std::shared_ptr<Graph>& graph, const c10::IValue& self,
+                                       const at::Tensor& batch) {
+  OneDnnReport report;
+  auto reorder = FindOperator("mkldnn::_reorder_convolution_weight", "");
+  if (!reorder || !PointwiseFusionAvailable()) return report;
+  // Convolutions in nested blocks stay: their post-ops would have to be found across blocks.
+  std::vector<Node*> convolutions;
+  for (Node* node : graph->nodes()) {
+    if (node->kind() == c10::aten::conv2d) convolutions.push_back(node);
+  }
+  const auto input_sizes = InputSizes(*graph, convolutions, self, batch);
+  for (size_t i = 0; i < convolutions.size(); ++i) {
+    Node* node = convolutions[i];
+    auto conv = ReadConv(node, *reorder, input_sizes[i]);
+    if (!conv) continue;
+    Value* residual = nullptr;
+    Node* add = nullptr;
+    {
+      AliasDb aliases(graph);  // rebuilt for each convolution: the graph changes under it
+      add = ResidualOf(node, aliases, &residual);
+    }
+    std::optional<Activation> activation;
+    Node* activation_node = ActivationOf(add ? add->output() : node->output(), node, &activation);
+    // With a residual, oneDNN's sum post-op takes a ReLU after it and nothing else.
+    if (add && activation && activation->attr != "relu") {
+      activation.reset();
+      activation_node = nullptr;
+    }
+
+    torch::jit::WithInsertPoint here(node);
+    std::vector<Value*> inputs{node->input(0)};
+    if (add) inputs.push_back(residual);
+    inputs.insert(inputs.end(), {PackedConstant(*graph, conv->packed), node->input(2),
+                                 graph->insertConstant(conv->padding), graph->insertConstant(conv->stride),
+                                 graph->insertConstant(conv->dilation), graph->insertConstant(conv->groups)});
+    if (add) {
+      inputs.push_back(graph->insertConstant(std::string("add")));
+      inputs.push_back(graph->insertConstant(c10::IValue()));  // alpha: 1
+      inputs.push_back(activation ? graph->insertConstant(activation->attr)
+                                  : graph->insertConstant(c10::IValue()));
+    } else {
+      inputs.push_back(graph->insertConstant(activation ? activation->attr : std::string("none")));
+    }
+    inputs.push_back(Scalars(*graph, activation ? activation->scalars : std::vector<double>()));
+    inputs.push_back(graph->insertConstant(c10::IValue()));  // algorithm
+    Node* fused = graph->insertNode(graph->create(kPointwise, inputs, 1));
+    fused->output()->setType(c10::TensorType::get());
+    if (!fused->maybeOperator()) {  // no overload takes these inputs: leave the convolution
+      fused->destroy();
+      continue;
+    }
+    Value* result = activation_node ? activation_node->output() : add ? add->output() : node->output();
+    result->replaceAllUsesWith(fused->output());
+    if (activation_node) activation_node->destroy();
+    if (add) add->destroy();
+    node->destroy();
+    report.convolutions += 1;
+    report.fused_residuals += add ? 1 : 0;
+    report.fused_activations += activation ? 1 : 0;
+  }
+  // The plain weights only the replaced convolutions read, and constants left unused.
+  torch::jit::EliminateDeadCode(graph);
+  return report;
+}
+
+}  // namespace ltf

@@ -1,0 +1,43 @@
+// bfloat16 convolutions on LibTorch 2.x's own fused oneDNN operator, on the optimised CPU path.
+//
+// In bfloat16 on the CPU, `optimize` freezes the cut in float32 (conv-bn folding) and casts its
+// constants (optimized_graph.h): each convolution is then aten::conv2d with a plain channels-last
+// weight, followed by the ReLU and the residual addition as passes of their own over memory, and
+// oneDNN reorders the weight into its blocked layout on every call. LibTorch 2.x registers the
+// operator PyTorch's Inductor uses for the same graph (mkldnn::_convolution_pointwise: one oneDNN
+// primitive with the activation, or the addition and the activation, as post-ops) and the
+// reorder that packs a weight for it ahead of time (mkldnn::_reorder_convolution_weight). This
+// rewrite turns the frozen graph's convolutions into it, with packed weights.
+//
+// Both operators are looked up by name when the rewrite runs: LibTorch 1.13 has neither (there the
+// rewrite does nothing), and the same binary uses them wherever a LibTorch 2.x has them. Measured
+// in BENCHMARKS.md ("LibTorch 2.6"); in float32 the same operator is slower than
+// optimize_for_inference's graph on this kind of CPU, so float32 keeps that.
+#pragma once
+
+#include <torch/script.h>
+
+#include <memory>
+
+#include "onednn/onednn_conv.h"
+
+namespace ltf {
+
+// Whether this LibTorch registers the fused operator and the weight reorder.
+bool PointwiseFusionAvailable();
+
+// Whether new extractors use it: available, and not switched off with LTF_ONEDNN_FUSION=0 (the
+// switch for both of the addon's convolution rewrites).
+bool PointwiseFusionEnabled();
+
+// Rewrites the aten::conv2d nodes of a frozen CPU graph whose weights are bfloat16 constants,
+// packing each weight for the input it gets when the graph runs `batch` (`self`: the frozen
+// module, the graph's first input); the graph runs it once for that, before the rewrite. Other
+// input shapes work too (oneDNN then reorders the weight on each call). Convolutions it cannot
+// take (weights or hyper-parameters that are not constants, string padding, in nested blocks)
+// stay as they were, and so does any one LibTorch refuses to pack. The report counts what was
+// done (no Winograd here).
+OneDnnReport FusePointwiseConvolutions(const std::shared_ptr<torch::jit::Graph>& graph,
+                                       const c10::IValue& self, const at::Tensor& batch);
+
+}  // namespace ltf
