@@ -251,8 +251,9 @@ export interface OptimizationReport {
  * convolution it took runs as one oneDNN primitive with its activation and residual addition
  * fused. In float32, the addon's own operator ({@link RuntimeInfo.onednnFusion}), 3x3 stride-1
  * convolutions with the Winograd algorithm; in bfloat16, LibTorch 2.x's fused operator with packed
- * weights ({@link RuntimeInfo.pointwiseFusion}). All zero elsewhere (GPU, float16, no `optimize`,
- * or where neither is there).
+ * weights ({@link RuntimeInfo.pointwiseFusion}), counted once the first batch has run (the
+ * weights are packed for its shapes). All zero elsewhere (GPU, float16, no `optimize`, or where
+ * neither is there).
  */
 export interface OneDnnReport {
   /** Convolutions run by the fused oneDNN operator. */

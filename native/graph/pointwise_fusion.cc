@@ -138,7 +138,7 @@ Node* ActivationOf(Value* result, Node* conv, std::optional<Activation>* activat
 // `conv(x) + residual` (aten::add or add_ into the convolution's result, alpha 1). The fused
 // operator runs where the convolution was, so the residual must exist there already and nothing
 // between the two may change it.
-Node* ResidualOf(Node* conv, AliasDb& aliases, Value** residual) {
+Node* ResidualOf(Node* conv, const std::shared_ptr<Graph>& graph, Value** residual) {
   Node* add = nullptr;
   Value* result = conv->output();
   if (!SingleUse(result, &add) || add->owningBlock() != conv->owningBlock() || add->inputs().size() != 3 ||
@@ -160,6 +160,9 @@ Node* ResidualOf(Node* conv, AliasDb& aliases, Value** residual) {
   }
   if (other == result || !other->type()->cast<c10::TensorType>()) return nullptr;
   if (other->node()->kind() != c10::prim::Param && !other->node()->isBefore(conv)) return nullptr;
+  // Built here, for candidates only, and for each one (the graph changes under it): a model with
+  // many convolutions but few additions does not pay for an alias analysis per convolution.
+  AliasDb aliases(graph);
   for (Node* node = conv->next(); node != add; node = node->next()) {
     if (aliases.writesToAlias(node, {other})) return nullptr;
   }
@@ -239,11 +242,7 @@ OneDnnReport FusePointwiseConvolutions(const std::shared_ptr<Graph>& graph, cons
     auto conv = ReadConv(node, *reorder, input_sizes[i]);
     if (!conv) continue;
     Value* residual = nullptr;
-    Node* add = nullptr;
-    {
-      AliasDb aliases(graph);  // rebuilt for each convolution: the graph changes under it
-      add = ResidualOf(node, aliases, &residual);
-    }
+    Node* add = ResidualOf(node, graph, &residual);
     std::optional<Activation> activation;
     Node* activation_node = ActivationOf(add ? add->output() : node->output(), node, &activation);
     // With a residual, oneDNN's sum post-op takes a ReLU after it and nothing else.
