@@ -21,8 +21,10 @@ export async function uses(photo: Uint8Array): Promise<void> {
   const fast = new Extractor('resnet18.pt', 'layer4', { device: 'cpu', optimize: true, winograd: false });
   const fused: number = fast.onednn.convolutions + fast.onednn.winograd;
   const built: boolean = Extractor.runtime().onednnFusion;
+  const bf16Fused: boolean = Extractor.runtime().pointwiseFusion;
   void fused;
   void built;
+  void bf16Fused;
   // @ts-expect-error: the report is read-only
   fast.onednn.winograd = 3;
   const gpu = new Extractor('resnet18.pt', 'layer4', { device: 'cuda', tf32: true });
