@@ -236,6 +236,7 @@ OneDnnReport FusePointwiseConvolutions(const std::shared_ptr<Graph>& graph, cons
   for (Node* node : graph->nodes()) {
     if (node->kind() == c10::aten::conv2d) convolutions.push_back(node);
   }
+  if (convolutions.empty()) return report;  // no run of the graph for nothing
   const auto input_sizes = InputSizes(*graph, convolutions, self, batch);
   for (size_t i = 0; i < convolutions.size(); ++i) {
     Node* node = convolutions[i];
