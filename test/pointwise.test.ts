@@ -7,7 +7,7 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { Extractor, type FeatureTensor, type OneDnnReport } from '../lib';
+import { Extractor, ExtractorError, type FeatureTensor, type OneDnnReport } from '../lib';
 import { type TensorFile, fixture, manifest, maxAbs, maxAbsDiff, meanAbsDiff, readTensor } from './helpers';
 
 const runtime = Extractor.runtime();
@@ -107,6 +107,20 @@ describe("bfloat16 optimize on LibTorch's fused convolution", { skip }, () => {
     assertBf16Close(fused.extractSync(batch4), unfused.extractSync(batch4), expected, 'batch4 again');
     assert.equal(fused.optimization.level, 'full', String(fused.optimization.fallback));
     assert.deepEqual(fused.optimization.checkedShapes, [batch4.shape, nonsquare.shape, [1, 3, 224, 224]]);
+  });
+
+  it("a first batch that cannot run: FORWARD_FAILED in LibTorch's words and nothing rewritten; the next batch is the one packed for", () => {
+    const { fused, unfused } = both(fixture(manifest.resnet18.file), 'layer4');
+    const wrong = { data: new Float32Array(4 * 64 * 64), shape: [1, 4, 64, 64] };
+    assert.throws(
+      () => fused.extractSync(wrong),
+      (e: unknown) =>
+        e instanceof ExtractorError && e.code === 'FORWARD_FAILED' && /to have 3 channels, but got 4 channels/.test(e.message),
+    );
+    assert.deepEqual(fused.onednn, ZERO);
+    assertBf16Close(fused.extractSync(batch4), unfused.extractSync(batch4), readTensor(cases.batch4.outputs.layer4), 'after the error');
+    assert.deepEqual(fused.onednn, { convolutions: 20, winograd: 0, fusedActivations: 17, fusedResiduals: 8 });
+    assert.equal(fused.optimization.level, 'full', String(fused.optimization.fallback));
   });
 
   it('channels-first bfloat16 (channelsLast false) and a residual that broadcasts: right, at level full', () => {

@@ -165,16 +165,20 @@ std::vector<torch::Tensor> OptimizedGraph::Forward(const torch::Tensor& batch) {
   std::vector<int64_t> shape = batch.sizes().vec();
   if (checked_.count(shape)) return RunModule(current_, batch);
   if (pointwise_pending_ && level_ == OptimizeLevel::kFull) {
-    pointwise_pending_ = false;
     auto graph = torch::jit::toGraphFunction(current_.get_method("forward").function()).graph();
-    OneDnnReport fused;
+    std::optional<OneDnnReport> fused;
     try {
       fused = FusePointwiseConvolutions(graph, current_._ivalue(), batch);
+      // nullopt: this batch does not run (the reference below says why); the next one is used.
+      pointwise_pending_ = !fused;
     } catch (const std::exception&) {
-      // Whatever was rewritten before the error is checked below like the rest.
+      // Whatever was rewritten before the error is checked below like the rest; not tried again.
+      pointwise_pending_ = false;
     }
-    std::lock_guard<std::mutex> lock(report_mutex_);
-    report_.onednn = fused;
+    if (fused) {
+      std::lock_guard<std::mutex> lock(report_mutex_);
+      report_.onednn = *fused;
+    }
   }
 
   auto expected = RunModule(reference_, batch);

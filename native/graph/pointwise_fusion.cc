@@ -183,14 +183,15 @@ Value* Scalars(Graph& graph, const std::vector<double>& values) {
   return graph.insertConstant(list);
 }
 
-// The size of each convolution's input when `graph` runs `batch`, from a copy of the graph that
-// returns them (aten::size after each convolution; the tensors are freed as usual). nullopt for
-// all where that run fails: the weights are then packed without a shape.
-std::vector<std::optional<std::vector<int64_t>>> InputSizes(Graph& graph,
-                                                            const std::vector<Node*>& convolutions,
-                                                            const c10::IValue& self,
-                                                            const at::Tensor& batch) {
-  std::vector<std::optional<std::vector<int64_t>>> sizes(convolutions.size());
+// The size of each convolution's input (nullopt where unknown), in graph order.
+using InputSizes = std::vector<std::optional<std::vector<int64_t>>>;
+
+// The sizes when `graph` runs `batch`, from a copy of the graph that returns them (aten::size after
+// each convolution; the tensors are freed as usual). nullopt where the batch does not run (a
+// wrong channel count: the caller gets the plain cut's error, and the next input is tried).
+std::optional<InputSizes> SizesFor(Graph& graph, const std::vector<Node*>& convolutions,
+                                   const c10::IValue& self, const at::Tensor& batch) {
+  InputSizes sizes(convolutions.size());
   auto copy = graph.copy();
   std::vector<Value*> size_values;
   for (Node* node : copy->nodes()) {
@@ -198,7 +199,8 @@ std::vector<std::optional<std::vector<int64_t>>> InputSizes(Graph& graph,
     torch::jit::WithInsertPoint after(node->next());
     size_values.push_back(copy->insert(c10::aten::size, {node->input(0)}));
   }
-  if (size_values.size() != convolutions.size() || copy->inputs().size() != 2) return sizes;
+  if (size_values.size() != convolutions.size() || copy->inputs().size() != 2)
+    return sizes;  // packed without
   while (!copy->outputs().empty()) copy->eraseOutput(copy->outputs().size() - 1);
   copy->registerOutput(copy->insertNode(copy->createTuple(size_values))->output());
   try {
@@ -206,8 +208,8 @@ std::vector<std::optional<std::vector<int64_t>>> InputSizes(Graph& graph,
     const c10::IValue result = function({self, batch});
     const auto& elements = result.toTupleRef().elements();
     for (size_t i = 0; i < elements.size() && i < sizes.size(); ++i) sizes[i] = elements[i].toIntVector();
-  } catch (const c10::Error&) {
-    sizes.assign(convolutions.size(), std::nullopt);
+  } catch (const std::exception&) {  // the interpreter rethrows LibTorch's errors as it pleases
+    return std::nullopt;
   }
   return sizes;
 }
@@ -226,8 +228,8 @@ bool PointwiseFusionEnabled() {
   return PointwiseFusionAvailable() && !(setting && std::strcmp(setting, "0") == 0);
 }
 
-OneDnnReport FusePointwiseConvolutions(const std::shared_ptr<Graph>& graph, const c10::IValue& self,
-                                       const at::Tensor& batch) {
+std::optional<OneDnnReport> FusePointwiseConvolutions(const std::shared_ptr<Graph>& graph,
+                                                      const c10::IValue& self, const at::Tensor& batch) {
   OneDnnReport report;
   auto reorder = FindOperator("mkldnn::_reorder_convolution_weight", "");
   if (!reorder || !PointwiseFusionAvailable()) return report;
@@ -237,10 +239,11 @@ OneDnnReport FusePointwiseConvolutions(const std::shared_ptr<Graph>& graph, cons
     if (node->kind() == c10::aten::conv2d) convolutions.push_back(node);
   }
   if (convolutions.empty()) return report;  // no run of the graph for nothing
-  const auto input_sizes = InputSizes(*graph, convolutions, self, batch);
+  const auto input_sizes = SizesFor(*graph, convolutions, self, batch);
+  if (!input_sizes) return std::nullopt;
   for (size_t i = 0; i < convolutions.size(); ++i) {
     Node* node = convolutions[i];
-    auto conv = ReadConv(node, *reorder, input_sizes[i]);
+    auto conv = ReadConv(node, *reorder, (*input_sizes)[i]);
     if (!conv) continue;
     Value* residual = nullptr;
     Node* add = ResidualOf(node, graph, &residual);

@@ -18,6 +18,7 @@
 #include <torch/script.h>
 
 #include <memory>
+#include <optional>
 
 #include "onednn/onednn_conv.h"
 
@@ -35,9 +36,9 @@ bool PointwiseFusionEnabled();
 // module, the graph's first input); the graph runs it once for that, before the rewrite. Other
 // input shapes work too (oneDNN then reorders the weight on each call). Convolutions it cannot
 // take (weights or hyper-parameters that are not constants, string padding, in nested blocks)
-// stay as they were, and so does any one LibTorch refuses to pack. The report counts what was
-// done (no Winograd here).
-OneDnnReport FusePointwiseConvolutions(const std::shared_ptr<torch::jit::Graph>& graph,
-                                       const c10::IValue& self, const at::Tensor& batch);
+// stay as they were, and so does any one LibTorch refuses to pack. Returns what was done (no
+// Winograd here), or nullopt, with the graph untouched, where `batch` does not run through it.
+std::optional<OneDnnReport> FusePointwiseConvolutions(const std::shared_ptr<torch::jit::Graph>& graph,
+                                                      const c10::IValue& self, const at::Tensor& batch);
 
 }  // namespace ltf
