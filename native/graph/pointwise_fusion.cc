@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "graph/node_patterns.h"
+
 namespace ltf {
 
 namespace {
@@ -43,18 +45,6 @@ std::optional<at::Tensor> ConstantTensor(Value* value) {
   auto constant = torch::jit::toIValue(value);
   if (constant && constant->isTensor()) return constant->toTensor();
   return std::nullopt;
-}
-
-bool SingleUse(Value* value, Node** user) {
-  if (value->uses().size() != 1) return false;
-  *user = value->uses()[0].user;
-  return true;
-}
-
-bool IsOne(Value* value) {
-  auto constant = torch::jit::toIValue(value);
-  return constant && ((constant->isInt() && constant->toInt() == 1) ||
-                      (constant->isDouble() && constant->toDouble() == 1.0));
 }
 
 // What a convolution node needs to become the fused operator; nullopt for the ones left alone.

@@ -12,6 +12,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "graph/node_patterns.h"
 #include "onednn/onednn_op.h"
 
 namespace ltf {
@@ -85,18 +86,6 @@ std::optional<ConvSpec> ReadConv(Node* conv, bool winograd) {
   spec.winograd = winograd && weight->size(2) == 3 && weight->size(3) == 3 &&
                   spec.stride == std::vector<int64_t>{1, 1} && spec.dilation == std::vector<int64_t>{1, 1};
   return spec;
-}
-
-bool SingleUse(Value* value, Node** user) {
-  if (value->uses().size() != 1) return false;
-  *user = value->uses()[0].user;
-  return true;
-}
-
-bool IsOne(Value* value) {
-  auto constant = torch::jit::toIValue(value);
-  return constant && ((constant->isInt() && constant->toInt() == 1) ||
-                      (constant->isDouble() && constant->toDouble() == 1.0));
 }
 
 // The nodes folded into a convolution, and the value that now stands for all of them.
