@@ -189,8 +189,9 @@ std::optional<InputSizes> SizesFor(Graph& graph, const std::vector<Node*>& convo
     torch::jit::WithInsertPoint after(node->next());
     size_values.push_back(copy->insert(c10::aten::size, {node->input(0)}));
   }
-  if (size_values.size() != convolutions.size() || copy->inputs().size() != 2)
-    return sizes;  // packed without
+  if (size_values.size() != convolutions.size() || copy->inputs().size() != 2) {
+    return sizes;  // all unknown: packed without a shape
+  }
   while (!copy->outputs().empty()) copy->eraseOutput(copy->outputs().size() - 1);
   copy->registerOutput(copy->insertNode(copy->createTuple(size_values))->output());
   try {
@@ -239,7 +240,7 @@ std::optional<OneDnnReport> FusePointwiseConvolutions(const std::shared_ptr<Grap
     Node* add = ResidualOf(node, graph, &residual);
     std::optional<Activation> activation;
     Node* activation_node = ActivationOf(add ? add->output() : node->output(), node, &activation);
-    // With a residual, oneDNN's sum post-op takes a ReLU after it and nothing else.
+    // With a residual, the fused operator takes a ReLU after the addition and nothing else.
     if (add && activation && activation->attr != "relu") {
       activation.reset();
       activation_node = nullptr;
