@@ -88,6 +88,7 @@ export interface NativeRuntime {
   cudaDeviceCount: number;
   onednnFusion: boolean;
   pointwiseFusion: boolean;
+  winograd: boolean;
   onednnCaches: OneDnnCaches;
 }
 

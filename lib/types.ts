@@ -62,10 +62,13 @@ export interface ExtractorOptions {
    * folding, then `optimize_for_inference`: oneDNN layouts and prepacked weights on the CPU).
    * On the CPU in float32, where the build has it ({@link RuntimeInfo.onednnFusion}), each
    * convolution then runs as one oneDNN primitive with its activation and residual addition fused
-   * ({@link Extractor.onednn} says what was done). In bfloat16 on LibTorch 2.x
-   * ({@link RuntimeInfo.pointwiseFusion}), batch norms are folded in float32 before the cast and
-   * each convolution runs as LibTorch's fused operator with its weight packed. Faster; numbers move
-   * by float rounding (about 1e-6 relative in float32). Always cuts the graph. Default false.
+   * ({@link Extractor.onednn} says what was done). On LibTorch 2.x in float32
+   * ({@link RuntimeInfo.winograd}), the cut runs channels-last with each convolution on LibTorch's
+   * fused operator, and 3x3 stride-1 ones on the addon's own Winograd convolution. In bfloat16 on
+   * LibTorch 2.x ({@link RuntimeInfo.pointwiseFusion}), batch norms are folded in float32 before
+   * the cast and each convolution runs as LibTorch's fused operator with its weight packed. Faster;
+   * numbers move by float rounding (about 1e-5 relative in float32). Always cuts the graph.
+   * Default false.
    *
    * Checked, never silently wrong: the first batch of each new input shape also runs through the
    * cut frozen without optimisations, and the two must agree (1e-3 of the largest |value| in
@@ -76,9 +79,11 @@ export interface ExtractorOptions {
    */
   optimize?: boolean;
   /**
-   * With `optimize` on the CPU: let 3x3 stride-1 convolutions use oneDNN's Winograd algorithm
-   * (about 2x faster for those layers; holds their weights transformed, about 4x their size).
-   * `false` keeps the direct algorithm. Default true.
+   * With `optimize` on the CPU in float32: let 3x3 stride-1 convolutions use the Winograd
+   * algorithm F(4x4, 3x3) (oneDNN's on LibTorch 1.13, the addon's own on 2.x; about 2x faster for
+   * those layers; holds their weights transformed, about 4x their size, and on 2.x their packed
+   * weights as well). `false` keeps the direct algorithm (on 2.x: LibTorch's own
+   * `optimize_for_inference` graph). Default true.
    */
   winograd?: boolean;
   /**
@@ -198,6 +203,14 @@ export interface RuntimeInfo {
    * (`mkldnn::_convolution_pointwise`; 1.13 does not), and `LTF_ONEDNN_FUSION=0` is not set.
    */
   pointwiseFusion: boolean;
+  /**
+   * Whether `optimize` in float32 on the CPU (with `winograd`, the default) runs the cut
+   * channels-last on LibTorch's fused oneDNN operator, with 3x3 stride-1 convolutions on the
+   * addon's own Winograd F(4x4, 3x3) convolution (see {@link OneDnnReport}): LibTorch 2.x registers
+   * the oneDNN operators it uses (`mkldnn::_linear_pointwise` and `_convolution_pointwise`; 1.13
+   * does not), and `LTF_ONEDNN_FUSION=0` is not set.
+   */
+  winograd: boolean;
   /** Whether oneDNN can run on this CPU (README, "CPUs that hide their caches"). */
   onednnCaches: OneDnnCaches;
 }
@@ -249,19 +262,22 @@ export interface OptimizationReport {
 /**
  * What `optimize: true` did to the convolutions of a CPU cut, beyond LibTorch's own passes: each
  * convolution it took runs as one oneDNN primitive with its activation and residual addition
- * fused. In float32, the addon's own operator ({@link RuntimeInfo.onednnFusion}), 3x3 stride-1
- * convolutions with the Winograd algorithm; in bfloat16, LibTorch 2.x's fused operator with packed
- * weights ({@link RuntimeInfo.pointwiseFusion}), counted once the first batch has run (the
- * weights are packed for its shapes). All zero elsewhere (GPU, float16, no `optimize`, or where
- * neither is there).
+ * fused. In float32 on LibTorch 1.13, the addon's own oneDNN operator
+ * ({@link RuntimeInfo.onednnFusion}), 3x3 stride-1 convolutions with oneDNN's Winograd algorithm;
+ * in float32 on LibTorch 2.x, LibTorch's fused operator and, for 3x3 stride-1 convolutions, the
+ * addon's own Winograd convolution ({@link RuntimeInfo.winograd}); in bfloat16, LibTorch 2.x's
+ * fused operator ({@link RuntimeInfo.pointwiseFusion}). On LibTorch 2.x counted once the first
+ * batch has run (the weights are packed for its shapes). All zero elsewhere (GPU, float16, no
+ * `optimize`, or where none of them is there).
  */
 export interface OneDnnReport {
   /** Convolutions run by the fused oneDNN operator. */
   convolutions: number;
   /**
-   * Of which may use the Winograd algorithm (3x3, stride 1). Each input shape decides when its
-   * primitive is made: direct where oneDNN has no Winograd kernel, or where its transformed
-   * weights would cost more to stream than the multiplications it saves (small maps).
+   * Of which may use the Winograd algorithm (3x3, stride 1). Each input shape decides: direct
+   * where oneDNN has no Winograd kernel (1.13), or where the transformed weights would cost more
+   * to stream than the multiplications they save (small maps: on 2.x, fewer than 32 tiles of 4x4
+   * outputs in the batch).
    */
   winograd: number;
   /** Activations folded into a convolution (ReLU, ReLU6, SiLU; in bfloat16 also hardswish and sigmoid). */

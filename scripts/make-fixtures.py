@@ -10,6 +10,7 @@ on PATH may have no torch. Writes into test/fixtures/ (or the folder given):
   chain.pt           a hand-written model whose children are registered in another order than
                      they are called, with a skip connection between two of them
   broadcast-residual.pt  a convolution plus a [N, C, 1, 1] tensor, then ReLU (see BroadcastResidual)
+  winograd-blocks.pt  3x3 stride-1 convolutions in the shapes Winograd finds awkward (WinogradBlocks)
   *.f32, *.u8        raw little-endian float32 tensors and uint8 images
   manifest.json      shapes, files, parameter counts, names, and what PyTorch computed
 
@@ -142,6 +143,28 @@ class BroadcastResidual(torch.nn.Module):
     def forward(self, x):
         g = self.gate(self.pool(x))
         return self.act(self.body(x) + g)
+
+
+class WinogradBlocks(torch.nn.Module):
+    """3x3 stride-1 convolutions for optimize's own Winograd operator (LibTorch 2.x, float32):
+    channel counts that are not multiples of its 64-channel steps, one convolution without bias,
+    residual additions with and without a ReLU after them, an activation it does not fuse (SiLU),
+    and inputs whose sides are not multiples of its 4x4 output tiles."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(24, 40, 3, padding=1)
+        self.b = torch.nn.Conv2d(40, 40, 3, padding=1)
+        self.c = torch.nn.Conv2d(40, 80, 3, padding=1, bias=False)
+        self.d = torch.nn.Conv2d(80, 80, 3, padding=1)
+        self.e = torch.nn.Conv2d(80, 32, 3, padding=1)
+        self.out = torch.nn.Identity()
+
+    def forward(self, x):
+        a = F.relu(self.a(x))
+        b = F.relu(self.b(a) + a)
+        c = self.c(b)
+        return self.out(F.silu(self.e(self.d(c) + c)))
 
 
 class Branchy(torch.nn.Module):
@@ -449,6 +472,18 @@ def main():
         'input': save('broadcast-residual-input', x),
         'outputs': {name: save(f'broadcast-residual-{name}', out) for name, out in outputs.items()},
     }
+    torch.manual_seed(7)
+    blocks = WinogradBlocks().eval()
+    torch.jit.script(blocks).save(os.path.join(OUT, 'winograd-blocks.pt'))
+    manifest['winogradBlocks'] = {'file': 'winograd-blocks.pt', 'cases': {}}
+    # 120 output tiles of 4x4 (Winograd's products), and 9 (too few: oneDNN's direct convolution).
+    for case, shape in (('tiles120', (3, 24, 19, 30)), ('tiles9', (1, 24, 9, 10))):
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(7))
+        outputs, _ = call_outputs(blocks, x, {'a', 'b', 'c', 'd', 'e', 'out'})
+        manifest['winogradBlocks']['cases'][case] = {
+            'input': save(f'winograd-blocks-{case}-input', x),
+            'outputs': {name: save(f'winograd-blocks-{case}-{name}', out) for name, out in outputs.items()},
+        }
     torch.jit.script(Branchy().eval()).save(os.path.join(OUT, 'branchy.pt'))
     manifest['branchy'] = {'file': 'branchy.pt'}
     manifest['bad'] = bad_models()

@@ -57,6 +57,10 @@ export interface Manifest {
   identity: { file: string; layer: string };
   branchy: { file: string };
   broadcastResidual: { file: string; input: TensorFile; outputs: Record<'act', TensorFile> };
+  winogradBlocks: {
+    file: string;
+    cases: Record<'tiles120' | 'tiles9', { input: TensorFile; outputs: Record<'a' | 'b' | 'c' | 'd' | 'e' | 'out', TensorFile> }>;
+  };
   bad: Record<
     | 'stateDict'
     | 'pickledModule'

@@ -13,6 +13,7 @@
 #include "runtime/forward_queue.h"
 #include "runtime/onednn_caches.h"
 #include "runtime/process_settings.h"
+#include "winograd/winograd_op.h"
 
 #ifndef NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED
 #error "Build with NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED: Electron's memory cage forbids external buffers"
@@ -32,6 +33,7 @@ Napi::Value Runtime(const Napi::CallbackInfo& info) {
     result.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
     result.Set("onednnFusion", OneDnnFusionEnabled());
     result.Set("pointwiseFusion", PointwiseFusionEnabled());
+    result.Set("winograd", PointwiseFusionEnabled() && WinogradAvailable());
     const OneDnnCaches& caches = OneDnnCacheState();
     auto sizes = Napi::Array::New(env, caches.sizes.size());
     for (uint32_t i = 0; i < caches.sizes.size(); ++i) sizes.Set(i, static_cast<double>(caches.sizes[i]));

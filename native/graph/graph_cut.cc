@@ -11,6 +11,7 @@
 #include "graph/pointwise_fusion.h"
 #include "onednn/onednn_allocator.h"
 #include "runtime/onednn_caches.h"
+#include "winograd/winograd_op.h"
 
 namespace ltf {
 
@@ -110,6 +111,8 @@ GraphCut CutGraph(const Module& root, const std::vector<std::string>& names, tor
     settings.onednn_fusion = device.is_cpu() && dtype == torch::kFloat && OneDnnFusionEnabled();
     settings.winograd = winograd;
     settings.pointwise_fusion = device.is_cpu() && dtype == torch::kBFloat16 && PointwiseFusionEnabled();
+    settings.float32_fusion = device.is_cpu() && dtype == torch::kFloat && winograd &&
+                              PointwiseFusionEnabled() && WinogradAvailable();
     settings.tolerance = OptimizeTolerance(dtype);
     if (cast_after_folding) settings.cast_to = dtype;
     settings.channels_last = channels_last;

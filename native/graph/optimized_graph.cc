@@ -78,6 +78,20 @@ void CastConstants(torch::jit::Block* block, torch::Dtype dtype, bool channels_l
   }
 }
 
+// Makes the graph's input channels-last before anything reads it (a no-op for one that is): the
+// fused convolutions keep their input's memory format, and oneDNN's channels-last kernels are the
+// fast ones; an NCHW input would be reordered at every convolution.
+void ChannelsLastInput(torch::jit::Graph& graph) {
+  if (graph.inputs().size() != 2) return;
+  torch::jit::Value* input = graph.inputs()[1];
+  if (!input->type()->cast<c10::TensorType>()) return;
+  torch::jit::WithInsertPoint start(graph.block()->param_node()->next());
+  torch::jit::Value* format = graph.insertConstant(c10::IValue(c10::MemoryFormat::ChannelsLast));
+  torch::jit::Node* contiguous = graph.insertNode(graph.create(c10::aten::contiguous, {input, format}, 1));
+  contiguous->output()->setType(input->type());
+  input->replaceAllUsesAfterNodeWith(contiguous, contiguous->output());
+}
+
 // max|actual - expected| / max|expected|, both in float32 (0 for an all-zero expected).
 double RelativeError(const torch::Tensor& actual, const torch::Tensor& expected) {
   if (actual.sizes() != expected.sizes() || expected.numel() == 0) return 0.0;
@@ -128,12 +142,16 @@ torch::jit::Module FreezeAt(const torch::jit::Module& module, OptimizeLevel leve
   // tensors; numerical freezing folds batch norms into new ones.
   auto frozen =
       torch::jit::freeze(module, c10::nullopt, /*optimize_numerics=*/level != OptimizeLevel::kPlain);
-  if (level == OptimizeLevel::kFull && !settings.cast_to) frozen = torch::jit::optimize_for_inference(frozen);
+  const bool own_fusion = level == OptimizeLevel::kFull && settings.float32_fusion;
+  if (level == OptimizeLevel::kFull && !settings.cast_to && !own_fusion) {
+    frozen = torch::jit::optimize_for_inference(frozen);
+  }
   // Frozen, every call is inlined and the alias analysis sees through what calls hid: dead code
   // that had to stay before (a call beside an in-place operator) goes now.
   auto graph = torch::jit::toGraphFunction(frozen.get_method("forward").function()).graph();
   RemoveDeadCode(graph);
   if (settings.cast_to) CastConstants(graph->block(), *settings.cast_to, settings.channels_last);
+  if (own_fusion) ChannelsLastInput(*graph);
   if (level == OptimizeLevel::kFull && settings.onednn_fusion) {
     *onednn = FuseOneDnnConvolutions(graph, settings.winograd);
   }
@@ -153,7 +171,8 @@ OptimizedGraph::OptimizedGraph(const torch::jit::Module& unfrozen, OptimizeSetti
   if (settings_.skip_full.empty()) {
     current_ = FreezeAt(unfrozen, OptimizeLevel::kFull, settings_, &report_.onednn);
     // Its weights are packed for the first input's shapes (Forward).
-    pointwise_pending_ = settings_.pointwise_fusion && settings_.cast_to == torch::kBFloat16;
+    pointwise_pending_ = (settings_.pointwise_fusion && settings_.cast_to == torch::kBFloat16) ||
+                         (settings_.float32_fusion && !settings_.cast_to);
   } else {
     level_ = report_.level = OptimizeLevel::kFolded;
     current_ = FreezeAt(reference_, OptimizeLevel::kFolded, settings_, nullptr);
@@ -168,7 +187,7 @@ std::vector<torch::Tensor> OptimizedGraph::Forward(const torch::Tensor& batch) {
     auto graph = torch::jit::toGraphFunction(current_.get_method("forward").function()).graph();
     std::optional<OneDnnReport> fused;
     try {
-      fused = FusePointwiseConvolutions(graph, current_._ivalue(), batch);
+      fused = FusePointwiseConvolutions(graph, current_._ivalue(), batch, settings_.float32_fusion);
       // nullopt: this batch does not run (the reference below says why); the next one is used.
       pointwise_pending_ = !fused;
     } catch (const std::exception&) {

@@ -37,6 +37,10 @@ struct OptimizeSettings {
   // operators registered, LTF_ONEDNN_FUSION not 0): graph/pointwise_fusion.h. Done at kFull on
   // the first input, whose shapes the weights are packed for.
   bool pointwise_fusion = false;
+  // The same in float32, with 3x3 stride-1 convolutions on our own Winograd operator instead
+  // (winograd/winograd_op.h), in place of optimize_for_inference: the folded graph runs
+  // channels-last (CPU, float32, `winograd`, the operators registered, LTF_ONEDNN_FUSION not 0).
+  bool float32_fusion = false;
   double tolerance = 1e-3;  // largest difference allowed, relative to the largest |value|
   // Non-empty: start at kFolded, for this reason (optimize_for_inference's oneDNN graph cannot run
   // here: runtime/onednn_caches.h).

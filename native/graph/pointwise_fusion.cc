@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "graph/node_patterns.h"
+#include "winograd/winograd_op.h"
 
 namespace ltf {
 
@@ -49,13 +50,16 @@ std::optional<at::Tensor> ConstantTensor(Value* value) {
 
 // What a convolution node needs to become the fused operator; nullopt for the ones left alone.
 struct Conv {
-  at::Tensor packed;  // the weight in the layout oneDNN's primitive reads
+  at::Tensor weight;  // as the graph has it
+  at::Tensor packed;  // the weight in the layout oneDNN's primitive reads; undefined for Winograd
+  std::optional<at::Tensor> bias;
   std::vector<int64_t> padding, stride, dilation;
   int64_t groups = 1;
+  bool winograd = false;  // for our own Winograd operator (winograd/winograd_op.h) instead
 };
 
 std::optional<Conv> ReadConv(Node* node, const c10::OperatorHandle& reorder,
-                             const std::optional<std::vector<int64_t>>& input_size) {
+                             const std::optional<std::vector<int64_t>>& input_size, bool winograd) {
   // aten::conv2d(input, weight, bias, stride, padding, dilation, groups)
   if (node->kind() != c10::aten::conv2d || node->inputs().size() != 7) return std::nullopt;
   auto weight = ConstantTensor(node->input(1));
@@ -63,15 +67,22 @@ std::optional<Conv> ReadConv(Node* node, const c10::OperatorHandle& reorder,
   auto padding = ConstantPair(node->input(4));  // the string overload ('same') is not a pair
   auto dilation = ConstantPair(node->input(5));
   auto groups = torch::jit::toIValue(node->input(6));
-  if (!weight || weight->dim() != 4 || weight->scalar_type() != at::kBFloat16 || !weight->device().is_cpu() ||
-      weight->layout() != at::kStrided || !stride || !padding || !dilation || !groups || !groups->isInt()) {
+  if (!weight || weight->dim() != 4 ||
+      (weight->scalar_type() != at::kBFloat16 && weight->scalar_type() != at::kFloat) ||
+      !weight->device().is_cpu() || weight->layout() != at::kStrided || !stride || !padding || !dilation ||
+      !groups || !groups->isInt()) {
     return std::nullopt;
   }
+  std::optional<at::Tensor> bias;
   if (!node->input(2)->type()->cast<c10::NoneType>()) {
-    auto bias = ConstantTensor(node->input(2));
+    bias = ConstantTensor(node->input(2));
     if (!bias || bias->dim() != 1 || bias->scalar_type() != weight->scalar_type()) return std::nullopt;
   }
-  Conv conv{at::Tensor(), *padding, *stride, *dilation, groups->toInt()};
+  Conv conv{*weight, at::Tensor(), bias, *padding, *stride, *dilation, groups->toInt()};
+  if (winograd && WinogradSuits(*weight, conv.stride, conv.padding, conv.dilation, conv.groups)) {
+    conv.winograd = true;
+    return conv;
+  }
   // The layout oneDNN's primitive wants depends on the input's shape (AcdB64a2b, AcdB32a2b,
   // AcdB48a2b... for ResNet-18's layers at batch 8 on AVX512_BF16): packed for another shape, or
   // with none, the operator reorders the weight on every call (2.5 ms of 76 per ResNet-18 batch),
@@ -144,7 +155,8 @@ Node* ResidualOf(Node* conv, const std::shared_ptr<Graph>& graph, Value** residu
   if (in_place && add->input(0) != result) {
     Node* producer = other->node();
     if (other->uses().size() != 1 ||
-        (producer->kind() != c10::aten::conv2d && producer->kind() != kPointwise)) {
+        (producer->kind() != c10::aten::conv2d && producer->kind() != kPointwise &&
+         producer->kind() != WinogradConvSymbol())) {
       return nullptr;
     }
   }
@@ -220,10 +232,12 @@ bool PointwiseFusionEnabled() {
 }
 
 std::optional<OneDnnReport> FusePointwiseConvolutions(const std::shared_ptr<Graph>& graph,
-                                                      const c10::IValue& self, const at::Tensor& batch) {
+                                                      const c10::IValue& self, const at::Tensor& batch,
+                                                      bool winograd) {
   OneDnnReport report;
   auto reorder = FindOperator("mkldnn::_reorder_convolution_weight", "");
   if (!reorder || !PointwiseFusionAvailable()) return report;
+  winograd = winograd && WinogradAvailable();
   // Convolutions in nested blocks stay: their post-ops would have to be found across blocks.
   std::vector<Node*> convolutions;
   for (Node* node : graph->nodes()) {
@@ -232,37 +246,49 @@ std::optional<OneDnnReport> FusePointwiseConvolutions(const std::shared_ptr<Grap
   if (convolutions.empty()) return report;  // no run of the graph for nothing
   const auto input_sizes = SizesFor(*graph, convolutions, self, batch);
   if (!input_sizes) return std::nullopt;
+  std::shared_ptr<WinogradScratch> scratch;
   for (size_t i = 0; i < convolutions.size(); ++i) {
     Node* node = convolutions[i];
-    auto conv = ReadConv(node, *reorder, (*input_sizes)[i]);
+    auto conv = ReadConv(node, *reorder, (*input_sizes)[i], winograd);
     if (!conv) continue;
     Value* residual = nullptr;
     Node* add = ResidualOf(node, graph, &residual);
     std::optional<Activation> activation;
     Node* activation_node = ActivationOf(add ? add->output() : node->output(), node, &activation);
-    // With a residual, the fused operator takes a ReLU after the addition and nothing else.
-    if (add && activation && activation->attr != "relu") {
+    // With a residual, the fused operator takes a ReLU after the addition and nothing else; the
+    // Winograd operator only ever a ReLU.
+    if ((add || conv->winograd) && activation && activation->attr != "relu") {
       activation.reset();
       activation_node = nullptr;
     }
 
     torch::jit::WithInsertPoint here(node);
-    std::vector<Value*> inputs{node->input(0)};
-    if (add) inputs.push_back(residual);
-    inputs.insert(inputs.end(), {PackedConstant(*graph, conv->packed), node->input(2),
-                                 graph->insertConstant(conv->padding), graph->insertConstant(conv->stride),
-                                 graph->insertConstant(conv->dilation), graph->insertConstant(conv->groups)});
-    if (add) {
-      inputs.push_back(graph->insertConstant(std::string("add")));
-      inputs.push_back(graph->insertConstant(c10::IValue()));  // alpha: 1
-      inputs.push_back(activation ? graph->insertConstant(activation->attr)
-                                  : graph->insertConstant(c10::IValue()));
+    Node* fused = nullptr;
+    if (conv->winograd) {
+      if (!scratch) scratch = MakeWinogradScratch();
+      Value* op = graph->insertConstant(
+          MakeWinogradConv(conv->weight, conv->bias, activation.has_value(), (*input_sizes)[i], scratch));
+      Value* added = add ? residual : graph->insertConstant(c10::IValue());
+      fused = graph->insertNode(graph->create(WinogradConvSymbol(), {node->input(0), op, added}, 1));
     } else {
-      inputs.push_back(graph->insertConstant(activation ? activation->attr : std::string("none")));
+      std::vector<Value*> inputs{node->input(0)};
+      if (add) inputs.push_back(residual);
+      inputs.insert(inputs.end(),
+                    {PackedConstant(*graph, conv->packed), node->input(2),
+                     graph->insertConstant(conv->padding), graph->insertConstant(conv->stride),
+                     graph->insertConstant(conv->dilation), graph->insertConstant(conv->groups)});
+      if (add) {
+        inputs.push_back(graph->insertConstant(std::string("add")));
+        inputs.push_back(graph->insertConstant(c10::IValue()));  // alpha: 1
+        inputs.push_back(activation ? graph->insertConstant(activation->attr)
+                                    : graph->insertConstant(c10::IValue()));
+      } else {
+        inputs.push_back(graph->insertConstant(activation ? activation->attr : std::string("none")));
+      }
+      inputs.push_back(Scalars(*graph, activation ? activation->scalars : std::vector<double>()));
+      inputs.push_back(graph->insertConstant(c10::IValue()));  // algorithm
+      fused = graph->insertNode(graph->create(kPointwise, inputs, 1));
     }
-    inputs.push_back(Scalars(*graph, activation ? activation->scalars : std::vector<double>()));
-    inputs.push_back(graph->insertConstant(c10::IValue()));  // algorithm
-    Node* fused = graph->insertNode(graph->create(kPointwise, inputs, 1));
     fused->output()->setType(c10::TensorType::get());
     if (!fused->maybeOperator()) {  // no overload takes these inputs: leave the convolution
       fused->destroy();
@@ -274,6 +300,7 @@ std::optional<OneDnnReport> FusePointwiseConvolutions(const std::shared_ptr<Grap
     if (add) add->destroy();
     node->destroy();
     report.convolutions += 1;
+    report.winograd += conv->winograd ? 1 : 0;
     report.fused_residuals += add ? 1 : 0;
     report.fused_activations += activation ? 1 : 0;
   }

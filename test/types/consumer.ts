@@ -22,9 +22,11 @@ export async function uses(photo: Uint8Array): Promise<void> {
   const fused: number = fast.onednn.convolutions + fast.onednn.winograd;
   const built: boolean = Extractor.runtime().onednnFusion;
   const bf16Fused: boolean = Extractor.runtime().pointwiseFusion;
+  const ownWinograd: boolean = Extractor.runtime().winograd;
   void fused;
   void built;
   void bf16Fused;
+  void ownWinograd;
   // @ts-expect-error: the report is read-only
   fast.onednn.winograd = 3;
   const gpu = new Extractor('resnet18.pt', 'layer4', { device: 'cuda', tf32: true });
