@@ -3,6 +3,9 @@
 #include <torch/csrc/jit/api/function_impl.h>
 
 #include <cmath>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <limits>
 #include <sstream>
 
@@ -90,6 +93,16 @@ void ChannelsLastInput(torch::jit::Graph& graph) {
   torch::jit::Node* contiguous = graph.insertNode(graph.create(c10::aten::contiguous, {input, format}, 1));
   contiguous->output()->setType(input->type());
   input->replaceAllUsesAfterNodeWith(contiguous, contiguous->output());
+}
+
+// Gives the memory glibc holds free back to the system. The rewrite frees the plain weights and
+// its temporaries after glibc's allocation threshold for mmap has risen past their size (it rises
+// with each large block freed), so they were heap memory, kept: ResNet-18 in float32 at batch 8
+// held 719 MB after ten forwards instead of 619 (LibTorch 2.6, measured with and without).
+void ReturnFreedMemory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 // max|actual - expected| / max|expected|, both in float32 (0 for an all-zero expected).
@@ -198,6 +211,7 @@ std::vector<torch::Tensor> OptimizedGraph::Forward(const torch::Tensor& batch) {
       std::lock_guard<std::mutex> lock(report_mutex_);
       report_.onednn = *fused;
     }
+    ReturnFreedMemory();
   }
 
   auto expected = RunModule(reference_, batch);

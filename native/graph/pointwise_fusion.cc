@@ -298,7 +298,11 @@ std::optional<OneDnnReport> FusePointwiseConvolutions(const std::shared_ptr<Grap
     result->replaceAllUsesWith(fused->output());
     if (activation_node) activation_node->destroy();
     if (add) add->destroy();
+    Node* weight = node->input(1)->node();
     node->destroy();
+    // The plain weight goes now rather than with the dead code at the end: the graph never holds
+    // every convolution's weight twice (ResNet-18 in float32: 45 MB at the peak).
+    if (weight->kind() == c10::prim::Constant && weight->output()->uses().empty()) weight->destroy();
     report.convolutions += 1;
     report.winograd += conv->winograd ? 1 : 0;
     report.fused_residuals += add ? 1 : 0;

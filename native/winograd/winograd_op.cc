@@ -79,14 +79,13 @@ class WinogradConv : public torch::CustomClassHolder {
         scratch_(std::move(scratch)) {
     if (bias) bias_ = bias->to(at::kFloat).contiguous();
     const at::Tensor plain = weight.to(at::kFloat).contiguous();
-    const at::Tensor transformed =
-        at::empty({winograd::kProducts, out_channels_, in_channels_}, plain.options());
-    winograd::TransformWeights(plain.data_ptr<float>(), out_channels_, in_channels_,
-                               transformed.data_ptr<float>());
     const auto reorder = FindOperator("mkldnn::_reorder_linear_weight");
     const int64_t tiles = input_size ? WinogradTiles(*input_size) : 0;
-    for (int64_t i = 0; i < winograd::kProducts; ++i) {
-      torch::jit::Stack stack{transformed[i].clone(), tiles > 0 ? c10::IValue(tiles) : c10::IValue()};
+    for (int i = 0; i < winograd::kProducts; ++i) {
+      at::Tensor transformed = at::empty({out_channels_, in_channels_}, plain.options());
+      winograd::TransformWeights(plain.data_ptr<float>(), out_channels_, in_channels_, i,
+                                 transformed.data_ptr<float>());
+      torch::jit::Stack stack{std::move(transformed), tiles > 0 ? c10::IValue(tiles) : c10::IValue()};
       reorder->callBoxed(stack);
       packed_[i] = stack.at(0).toTensor();
     }

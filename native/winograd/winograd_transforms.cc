@@ -39,22 +39,16 @@ constexpr double kG[6][3] = {{1.0 / 4, 0, 0},
 
 }  // namespace
 
-void TransformWeights(const float* weight, int64_t out_channels, int64_t in_channels, float* u) {
+void TransformWeights(const float* weight, int64_t out_channels, int64_t in_channels, int product, float* u) {
+  const int i = product / 6, j = product % 6;
   const int64_t pairs = out_channels * in_channels;
   for (int64_t pair = 0; pair < pairs; ++pair) {
     const float* g = weight + pair * 9;
-    double gg[6][3];  // G g
-    for (int i = 0; i < 6; ++i) {
-      for (int b = 0; b < 3; ++b) {
-        gg[i][b] = kG[i][0] * g[0 * 3 + b] + kG[i][1] * g[1 * 3 + b] + kG[i][2] * g[2 * 3 + b];
-      }
+    double value = 0;
+    for (int a = 0; a < 3; ++a) {
+      for (int b = 0; b < 3; ++b) value += kG[i][a] * g[a * 3 + b] * kG[j][b];
     }
-    for (int i = 0; i < 6; ++i) {
-      for (int j = 0; j < 6; ++j) {  // (G g) G^T
-        const double value = gg[i][0] * kG[j][0] + gg[i][1] * kG[j][1] + gg[i][2] * kG[j][2];
-        u[(i * 6 + j) * pairs + pair] = static_cast<float>(value);
-      }
-    }
+    u[pair] = static_cast<float>(value);
   }
 }
 

@@ -22,9 +22,11 @@ struct Shape {
   int64_t Tiles() const { return batch * TilesHigh() * TilesWide(); }
 };
 
-// weight: [out][in][3][3]; u: kProducts matrices of [out][in] (G g G^T for each channel pair),
-// the layout a linear layer's weight has. Computed in double.
-void TransformWeights(const float* weight, int64_t out_channels, int64_t in_channels, float* u);
+// weight: [out][in][3][3]; u: the `product`-th of the kProducts weight matrices, [out][in] (row
+// product / 6 and column product % 6 of G g G^T for each channel pair), the layout a linear
+// layer's weight has. Computed in double. One at a time: all 36 at once would be a transient of
+// four times the weight.
+void TransformWeights(const float* weight, int64_t out_channels, int64_t in_channels, int product, float* u);
 
 // x: the input, NHWC; v: kProducts matrices of [Tiles()][in] (B^T d B of each tile). Tiles
 // [begin, end) only, so that callers can split the work between threads.
