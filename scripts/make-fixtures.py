@@ -148,8 +148,9 @@ class BroadcastResidual(torch.nn.Module):
 class WinogradBlocks(torch.nn.Module):
     """3x3 stride-1 convolutions for optimize's own Winograd operator (LibTorch 2.x, float32):
     channel counts that are not multiples of its 64-channel steps, one convolution without bias,
-    residual additions with and without a ReLU after them, an activation it does not fuse (SiLU),
-    and inputs whose sides are not multiples of its 4x4 output tiles."""
+    residual additions with and without a ReLU after them and one that broadcasts ([N, C, 1, 1]),
+    an activation it does not fuse (SiLU), and inputs whose sides are not multiples of its 4x4
+    output tiles."""
 
     def __init__(self):
         super().__init__()
@@ -157,6 +158,7 @@ class WinogradBlocks(torch.nn.Module):
         self.b = torch.nn.Conv2d(40, 40, 3, padding=1)
         self.c = torch.nn.Conv2d(40, 80, 3, padding=1, bias=False)
         self.d = torch.nn.Conv2d(80, 80, 3, padding=1)
+        self.g = torch.nn.Conv2d(80, 80, 3, padding=1)
         self.e = torch.nn.Conv2d(80, 32, 3, padding=1)
         self.out = torch.nn.Identity()
 
@@ -164,7 +166,10 @@ class WinogradBlocks(torch.nn.Module):
         a = F.relu(self.a(x))
         b = F.relu(self.b(a) + a)
         c = self.c(b)
-        return self.out(F.silu(self.e(self.d(c) + c)))
+        d = self.d(c) + c
+        # The broadcast term first: it must exist before the convolution for the addition to fuse.
+        g = F.relu(d.mean((2, 3), keepdim=True) + self.g(d))
+        return self.out(F.silu(self.e(g)))
 
 
 class Branchy(torch.nn.Module):
@@ -479,7 +484,7 @@ def main():
     # 120 output tiles of 4x4 (Winograd's products), and 9 (too few: oneDNN's direct convolution).
     for case, shape in (('tiles120', (3, 24, 19, 30)), ('tiles9', (1, 24, 9, 10))):
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(7))
-        outputs, _ = call_outputs(blocks, x, {'a', 'b', 'c', 'd', 'e', 'out'})
+        outputs, _ = call_outputs(blocks, x, {'a', 'b', 'c', 'd', 'g', 'e', 'out'})
         manifest['winogradBlocks']['cases'][case] = {
             'input': save(f'winograd-blocks-{case}-input', x),
             'outputs': {name: save(f'winograd-blocks-{case}-{name}', out) for name, out in outputs.items()},

@@ -81,20 +81,6 @@ void CastConstants(torch::jit::Block* block, torch::Dtype dtype, bool channels_l
   }
 }
 
-// Makes the graph's input channels-last before anything reads it (a no-op for one that is): the
-// fused convolutions keep their input's memory format, and oneDNN's channels-last kernels are the
-// fast ones; an NCHW input would be reordered at every convolution.
-void ChannelsLastInput(torch::jit::Graph& graph) {
-  if (graph.inputs().size() != 2) return;
-  torch::jit::Value* input = graph.inputs()[1];
-  if (!input->type()->cast<c10::TensorType>()) return;
-  torch::jit::WithInsertPoint start(graph.block()->param_node()->next());
-  torch::jit::Value* format = graph.insertConstant(c10::IValue(c10::MemoryFormat::ChannelsLast));
-  torch::jit::Node* contiguous = graph.insertNode(graph.create(c10::aten::contiguous, {input, format}, 1));
-  contiguous->output()->setType(input->type());
-  input->replaceAllUsesAfterNodeWith(contiguous, contiguous->output());
-}
-
 // Gives the memory glibc holds free back to the system. The rewrite frees the plain weights and
 // its temporaries after glibc's allocation threshold for mmap has risen past their size (it rises
 // with each large block freed), so they were heap memory, kept: ResNet-18 in float32 at batch 8
@@ -164,7 +150,6 @@ torch::jit::Module FreezeAt(const torch::jit::Module& module, OptimizeLevel leve
   auto graph = torch::jit::toGraphFunction(frozen.get_method("forward").function()).graph();
   RemoveDeadCode(graph);
   if (settings.cast_to) CastConstants(graph->block(), *settings.cast_to, settings.channels_last);
-  if (own_fusion) ChannelsLastInput(*graph);
   if (level == OptimizeLevel::kFull && settings.onednn_fusion) {
     *onednn = FuseOneDnnConvolutions(graph, settings.winograd);
   }
@@ -195,7 +180,7 @@ OptimizedGraph::OptimizedGraph(const torch::jit::Module& unfrozen, OptimizeSetti
 
 std::vector<torch::Tensor> OptimizedGraph::Forward(const torch::Tensor& batch) {
   std::vector<int64_t> shape = batch.sizes().vec();
-  if (checked_.count(shape)) return RunModule(current_, batch);
+  if (checked_.count(shape)) return RunModule(current_, ForCurrent(batch));
   if (pointwise_pending_ && level_ == OptimizeLevel::kFull) {
     auto graph = torch::jit::toGraphFunction(current_.get_method("forward").function()).graph();
     std::optional<OneDnnReport> fused;
@@ -228,7 +213,7 @@ std::vector<torch::Tensor> OptimizedGraph::Forward(const torch::Tensor& batch) {
   while (level_ != OptimizeLevel::kPlain) {
     std::string why;
     try {
-      auto outputs = RunModule(current_, batch);
+      auto outputs = RunModule(current_, ForCurrent(batch));
       bool agree = outputs.size() == expected.size();
       if (!agree) why = "a different number of outputs";
       for (size_t i = 0; agree && i < outputs.size(); ++i) {
@@ -251,6 +236,15 @@ std::vector<torch::Tensor> OptimizedGraph::Forward(const torch::Tensor& batch) {
   }
   Checked(std::move(shape));
   return expected;
+}
+
+torch::Tensor OptimizedGraph::ForCurrent(const torch::Tensor& batch) const {
+  // The fused convolutions keep their input's memory format, and oneDNN's channels-last kernels
+  // are the fast ones: an NCHW batch would be reordered at every convolution.
+  if (level_ == OptimizeLevel::kFull && settings_.float32_fusion && !settings_.cast_to && batch.dim() == 4) {
+    return batch.contiguous(at::MemoryFormat::ChannelsLast);
+  }
+  return batch;
 }
 
 void OptimizedGraph::Checked(std::vector<int64_t> shape) {

@@ -38,8 +38,9 @@ struct OptimizeSettings {
   // the first input, whose shapes the weights are packed for.
   bool pointwise_fusion = false;
   // The same in float32, with 3x3 stride-1 convolutions on our own Winograd operator instead
-  // (winograd/winograd_op.h), in place of optimize_for_inference: the folded graph runs
-  // channels-last (CPU, float32, `winograd`, the operators registered, LTF_ONEDNN_FUSION not 0).
+  // (winograd/winograd_op.h), in place of optimize_for_inference: the folded graph runs on a
+  // channels-last batch (CPU, float32, `winograd`, the operators registered, LTF_ONEDNN_FUSION not
+  // 0).
   bool float32_fusion = false;
   double tolerance = 1e-3;  // largest difference allowed, relative to the largest |value|
   // Non-empty: start at kFolded, for this reason (optimize_for_inference's oneDNN graph cannot run
@@ -89,6 +90,8 @@ class OptimizedGraph {
  private:
   void Drop(const std::string& why);         // to the next level down
   void Checked(std::vector<int64_t> shape);  // this input shape agreed at the current level
+  // `batch` as the current level wants it: channels-last for the float32 fusion at kFull.
+  torch::Tensor ForCurrent(const torch::Tensor& batch) const;
 
   // Touched by Forward only, on the queue thread.
   torch::jit::Module reference_;

@@ -78,6 +78,8 @@ std::optional<Conv> ReadConv(Node* node, const c10::OperatorHandle& reorder,
     bias = ConstantTensor(node->input(2));
     if (!bias || bias->dim() != 1 || bias->scalar_type() != weight->scalar_type()) return std::nullopt;
   }
+  // An unbatched input ([C, H, W]: conv2d takes it) is not one the fused operators take.
+  if (input_size && input_size->size() != 4) return std::nullopt;
   Conv conv{*weight, at::Tensor(), bias, *padding, *stride, *dilation, groups->toInt()};
   if (winograd && WinogradSuits(*weight, conv.stride, conv.padding, conv.dilation, conv.groups)) {
     conv.winograd = true;

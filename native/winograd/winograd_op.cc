@@ -107,20 +107,26 @@ class WinogradConv : public torch::CustomClassHolder {
                 "the Winograd convolution takes a float32 CPU input of ", in_channels_, " channels, got ",
                 input.sizes());
     const at::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
+    const std::vector<int64_t> out_size{x.size(0), out_channels_, x.size(2), x.size(3)};
+    if (residual && (residual->sizes() != out_size || residual->scalar_type() != at::kFloat ||
+                     !residual->device().is_cpu())) {
+      // One that broadcasts, or of another dtype or device: added as LibTorch adds it.
+      at::Tensor sum = at::add(Compute(x, at::Tensor(), false), *residual);
+      return relu_ ? at::relu(sum) : sum;
+    }
+    return Compute(x, residual ? residual->contiguous(at::MemoryFormat::ChannelsLast) : at::Tensor(), relu_);
+  }
+
+ private:
+  // The convolution of x (channels-last) plus the bias, plus r (channels-last, of the output's
+  // size; undefined for none), then max(0, .) where `relu`.
+  at::Tensor Compute(const at::Tensor& x, const at::Tensor& r, bool relu) const {
     const winograd::Shape shape{x.size(0), x.size(2), x.size(3), in_channels_, out_channels_};
     const int64_t tiles = shape.Tiles();
     at::Tensor y = at::empty({shape.batch, out_channels_, shape.height, shape.width},
                              x.options().memory_format(at::MemoryFormat::ChannelsLast));
     if (y.numel() == 0) return y;
-    at::Tensor r;
-    if (residual) {
-      TORCH_CHECK(residual->sizes() == y.sizes() && residual->scalar_type() == at::kFloat,
-                  "the Winograd convolution's residual must be float32 of ", y.sizes(), ", got ",
-                  residual->sizes());
-      r = residual->contiguous(at::MemoryFormat::ChannelsLast);
-    }
-
-    if (tiles < kMinTiles) return Direct(x, r);
+    if (tiles < kMinTiles) return Direct(x, r, relu);
 
     std::lock_guard<std::mutex> lock(scratch_->lock());
     float* v = scratch_->For(winograd::kProducts * tiles * in_channels_);
@@ -162,26 +168,25 @@ class WinogradConv : public torch::CustomClassHolder {
     const float* rp = r.defined() ? r.data_ptr<float>() : nullptr;
     float* yp = y.data_ptr<float>();
     at::parallel_for(0, tiles, kTileGrain, [&](int64_t begin, int64_t end) {
-      winograd::TransformOutput(m.data(), bias, rp, relu_, shape, yp, begin, end);
+      winograd::TransformOutput(m.data(), bias, rp, relu, shape, yp, begin, end);
     });
     return y;
   }
 
- private:
-  // oneDNN's direct convolution with the same post-ops; x and residual (if defined) channels-last.
-  at::Tensor Direct(const at::Tensor& x, const at::Tensor& residual) const {
+  // oneDNN's direct convolution with the same post-ops (Compute's arguments).
+  at::Tensor Direct(const at::Tensor& x, const at::Tensor& residual, bool relu) const {
     const std::vector<int64_t> ones{1, 1};
     const c10::IValue none;
     const c10::IValue bias = bias_.defined() ? c10::IValue(bias_) : none;
     const c10::IValue scalars(c10::List<c10::optional<at::Scalar>>{});
-    const c10::IValue relu = relu_ ? c10::IValue(std::string("relu")) : none;
+    const c10::IValue unary = relu ? c10::IValue(std::string("relu")) : none;
     torch::jit::Stack stack;
     if (residual.defined()) {
-      stack = {x,          residual,           direct_, bias, ones,    ones, ones,
-               int64_t{1}, std::string("add"), none,    relu, scalars, none};
+      stack = {x,          residual,           direct_, bias,  ones,    ones, ones,
+               int64_t{1}, std::string("add"), none,    unary, scalars, none};
     } else {
       stack = {x,       direct_, bias,       ones,
-               ones,    ones,    int64_t{1}, relu_ ? std::string("relu") : std::string("none"),
+               ones,    ones,    int64_t{1}, relu ? std::string("relu") : std::string("none"),
                scalars, none};
     }
     ConvolutionOperator(residual.defined()).callBoxed(stack);
