@@ -481,8 +481,9 @@ def main():
     blocks = WinogradBlocks().eval()
     torch.jit.script(blocks).save(os.path.join(OUT, 'winograd-blocks.pt'))
     manifest['winogradBlocks'] = {'file': 'winograd-blocks.pt', 'cases': {}}
-    # 120 output tiles of 4x4 (Winograd's products), and 9 (too few: oneDNN's direct convolution).
-    for case, shape in (('tiles120', (3, 24, 19, 30)), ('tiles9', (1, 24, 9, 10))):
+    # 120 output tiles of 4x4 (Winograd's products), 9 (too few: oneDNN's direct convolution), and
+    # 1,520 (done in two chunks where a layer has 80 channels: native/winograd/winograd_op.cc).
+    for case, shape in (('tiles120', (3, 24, 19, 30)), ('tiles9', (1, 24, 9, 10)), ('tiles1520', (1, 24, 160, 152))):
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(7))
         outputs, _ = call_outputs(blocks, x, {'a', 'b', 'c', 'd', 'g', 'e', 'out'})
         manifest['winogradBlocks']['cases'][case] = {

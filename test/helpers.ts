@@ -59,7 +59,10 @@ export interface Manifest {
   broadcastResidual: { file: string; input: TensorFile; outputs: Record<'act', TensorFile> };
   winogradBlocks: {
     file: string;
-    cases: Record<'tiles120' | 'tiles9', { input: TensorFile; outputs: Record<'a' | 'b' | 'c' | 'd' | 'g' | 'e' | 'out', TensorFile> }>;
+    cases: Record<
+      'tiles120' | 'tiles9' | 'tiles1520',
+      { input: TensorFile; outputs: Record<'a' | 'b' | 'c' | 'd' | 'g' | 'e' | 'out', TensorFile> }
+    >;
   };
   bad: Record<
     | 'stateDict'

@@ -120,7 +120,7 @@ describe("float32 optimize on the addon's own Winograd convolution", { skip }, (
 });
 
 describe('the Winograd shapes with optimize, wherever it runs', () => {
-  it('awkward shapes, on every LibTorch (1.13: its oneDNN rewrite): 24, 40, 80 and 32 channels (partial 64-channel steps), no bias, residuals with and without a ReLU and one that broadcasts, SiLU left alone, partial tiles; 120 tiles and 9', () => {
+  it('awkward shapes, on every LibTorch (1.13: its oneDNN rewrite): 24, 40, 80 and 32 channels (partial 64-channel steps), no bias, residuals with and without a ReLU and one that broadcasts, SiLU left alone, partial tiles; 120 tiles, 9 (direct) and 1,520 (in chunks)', () => {
     const { file, cases: blocks } = manifest.winogradBlocks;
     for (const [name, item] of Object.entries(blocks)) {
       const input = readTensor(item.input);

@@ -6,6 +6,7 @@
 #include <torch/custom_class.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <mutex>
@@ -57,12 +58,18 @@ const c10::OperatorHandle& ConvolutionOperator(bool binary) {
 
 // Fewer output tiles than this, and the products are bound by reading their weights (36 matrices
 // of in x out: four times the convolution's own), so oneDNN's direct convolution is faster. Measured
-// on ResNet-18's layers, 2 threads (BENCHMARKS.md, "Float32 on our own Winograd"): at batch 1 the
-// 14x14 layers (16 tiles) and the 7x7 ones (4) ran faster direct, and at batch 2 the 7x7 ones (8).
+// on ResNet-18's layers, 2 threads (BENCHMARKS.md, "Float32 on a Winograd of our own"): with the
+// transforms counted, at batch 1 the 14x14 layers (16 tiles) and the 7x7 ones (4) ran faster
+// direct, and at batch 2 the 7x7 ones (8).
 constexpr int64_t kMinTiles = 32;
 
-// Tiles per task of at::parallel_for: enough to cover its cost, few enough for two threads to share
-// the 7x7 layers of a batch of one (four tiles).
+// The most transformed input held at once (and about as much again of products): a larger input is
+// done a chunk of tiles at a time, so that memory does not grow with 2.25x each layer's activations
+// (ResNet-18's 56x56 layers at batch 8, 14.4 MB, are one chunk).
+constexpr int64_t kMaxChunkBytes = int64_t{16} << 20;
+
+// at::parallel_for's grain: every thread takes part (ATen gives each thread one contiguous share of
+// the tiles; the grain only caps how many threads there are).
 constexpr int64_t kTileGrain = 1;
 
 // One convolution: the transformed weights, packed, and what follows the convolution. In an
@@ -123,28 +130,52 @@ class WinogradConv : public torch::CustomClassHolder {
   at::Tensor Compute(const at::Tensor& x, const at::Tensor& r, bool relu) const {
     const winograd::Shape shape{x.size(0), x.size(2), x.size(3), in_channels_, out_channels_};
     const int64_t tiles = shape.Tiles();
+    if (tiles > 0 && tiles < kMinTiles) return Direct(x, r, relu);
     at::Tensor y = at::empty({shape.batch, out_channels_, shape.height, shape.width},
                              x.options().memory_format(at::MemoryFormat::ChannelsLast));
     if (y.numel() == 0) return y;
-    if (tiles < kMinTiles) return Direct(x, r, relu);
+    const float* xp = x.data_ptr<float>();
+    const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+    const float* rp = r.defined() ? r.data_ptr<float>() : nullptr;
+    float* yp = y.data_ptr<float>();
+    const int64_t per_tile =
+        winograd::kProducts * std::max(in_channels_, out_channels_) * int64_t{sizeof(float)};
+    const int64_t chunk_tiles = std::max(kMinTiles, kMaxChunkBytes / per_tile);
 
     std::lock_guard<std::mutex> lock(scratch_->lock());
-    float* v = scratch_->For(winograd::kProducts * tiles * in_channels_);
-    const float* xp = x.data_ptr<float>();
-    at::parallel_for(0, tiles, kTileGrain,
-                     [&](int64_t begin, int64_t end) { winograd::TransformInput(xp, shape, v, begin, end); });
+    for (int64_t first = 0; first < tiles; first += chunk_tiles) {
+      const winograd::Chunk chunk{first, std::min(chunk_tiles, tiles - first)};
+      const int64_t end = chunk.first + chunk.count;
+      float* v = scratch_->For(winograd::kProducts * chunk.count * in_channels_);
+      at::parallel_for(chunk.first, end, kTileGrain,
+                       [&](int64_t b, int64_t e) { winograd::TransformInput(xp, shape, chunk, v, b, e); });
+      const at::Tensor v_all = scratch_->tensor()
+                                   .narrow(0, 0, winograd::kProducts * chunk.count * in_channels_)
+                                   .view({winograd::kProducts, chunk.count, in_channels_});
+      const auto products = Products(v_all);
+      std::array<const float*, winograd::kProducts> m{};
+      for (int64_t i = 0; i < winograd::kProducts; ++i) {
+        TORCH_CHECK(products[i].is_contiguous() && products[i].scalar_type() == at::kFloat &&
+                        products[i].numel() == chunk.count * out_channels_,
+                    "mkldnn::_linear_pointwise returned an unexpected tensor");
+        m[i] = products[i].data_ptr<float>();
+      }
+      at::parallel_for(chunk.first, end, kTileGrain, [&](int64_t b, int64_t e) {
+        winograd::TransformOutput(m.data(), bias, rp, relu, shape, chunk, yp, b, e);
+      });
+    }
+    return y;
+  }
 
-    const at::Tensor v_all = scratch_->tensor()
-                                 .narrow(0, 0, winograd::kProducts * tiles * in_channels_)
-                                 .view({winograd::kProducts, tiles, in_channels_});
-    // The 36 products share the threads between them, each product on one thread, in one parallel
-    // region: with oneDNN splitting each product, a convolution was 38 parallel regions, and where
-    // a process has more OpenMP threads than cores (two extractors, each forward thread with its
-    // team) libgomp stops spinning between regions and each one waits for threads to wake: ResNet-18
-    // at batch 1 took 29 ms instead of 16.5. oneDNN runs a primitive on the calling thread alone
-    // inside a parallel region.
+  // The 36 products of the transformed input `v` ([36][tiles][in]) with the packed weights. They
+  // share the threads between them, each product on one thread, in one parallel region: with
+  // oneDNN splitting each product, a convolution was 38 parallel regions, and where a process has
+  // more OpenMP threads than cores (two extractors, each forward thread with its team) libgomp
+  // stops spinning between regions and each one waits for threads to wake: ResNet-18 at batch 1
+  // took 29 ms instead of 16.5. oneDNN runs a primitive on the calling thread alone inside a
+  // parallel region.
+  std::array<at::Tensor, winograd::kProducts> Products(const at::Tensor& v) const {
     std::array<at::Tensor, winograd::kProducts> products;
-    std::array<const float*, winograd::kProducts> m{};
     const at::ThreadLocalState state;  // inference mode and the like, for the other threads
     at::parallel_for(0, winograd::kProducts, 1, [&](int64_t begin, int64_t end) {
       at::ThreadLocalStateGuard guard(state);
@@ -152,25 +183,12 @@ class WinogradConv : public torch::CustomClassHolder {
       const c10::IValue attr(std::string("none"));
       const c10::IValue scalars(c10::List<c10::optional<at::Scalar>>{});
       for (int64_t i = begin; i < end; ++i) {
-        torch::jit::Stack stack{v_all[i], packed_[i], none, attr, scalars, none};
+        torch::jit::Stack stack{v[i], packed_[i], none, attr, scalars, none};
         LinearOperator().callBoxed(stack);
         products[i] = stack.at(0).toTensor();
       }
     });
-    for (int64_t i = 0; i < winograd::kProducts; ++i) {
-      TORCH_CHECK(products[i].is_contiguous() && products[i].scalar_type() == at::kFloat &&
-                      products[i].numel() == tiles * out_channels_,
-                  "mkldnn::_linear_pointwise returned an unexpected tensor");
-      m[i] = products[i].data_ptr<float>();
-    }
-
-    const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
-    const float* rp = r.defined() ? r.data_ptr<float>() : nullptr;
-    float* yp = y.data_ptr<float>();
-    at::parallel_for(0, tiles, kTileGrain, [&](int64_t begin, int64_t end) {
-      winograd::TransformOutput(m.data(), bias, rp, relu, shape, yp, begin, end);
-    });
-    return y;
+    return products;
   }
 
   // oneDNN's direct convolution with the same post-ops (Compute's arguments).

@@ -53,8 +53,9 @@ void TransformWeights(const float* weight, int64_t out_channels, int64_t in_chan
 }
 
 LTF_WIDEST_VECTORS
-void TransformInput(const float* x, const Shape& shape, float* v, int64_t begin, int64_t end) {
-  const int64_t c = shape.in_channels, tiles = shape.Tiles();
+void TransformInput(const float* x, const Shape& shape, const Chunk& chunk, float* v, int64_t begin,
+                    int64_t end) {
+  const int64_t c = shape.in_channels;
   const int64_t tiles_high = shape.TilesHigh(), tiles_wide = shape.TilesWide();
   alignas(64) float d[6][6][kBlock];
   alignas(64) float r[6][6][kBlock];
@@ -85,7 +86,7 @@ void TransformInput(const float* x, const Shape& shape, float* v, int64_t begin,
       }
       for (int i = 0; i < 6; ++i) {  // (B^T d) B, along each row
         float* out[6];
-        for (int j = 0; j < 6; ++j) out[j] = v + ((i * 6 + j) * tiles + t) * c + c0;
+        for (int j = 0; j < 6; ++j) out[j] = v + ((i * 6 + j) * chunk.count + t - chunk.first) * c + c0;
         for (int64_t k = 0; k < cc; ++k) {
           LTF_INPUT_ROWS(const float o, r[i][0][k], r[i][1][k], r[i][2][k], r[i][3][k], r[i][4][k],
                          r[i][5][k]);
@@ -98,7 +99,7 @@ void TransformInput(const float* x, const Shape& shape, float* v, int64_t begin,
 
 LTF_WIDEST_VECTORS
 void TransformOutput(const float* const* m, const float* bias, const float* residual, bool relu,
-                     const Shape& shape, float* y, int64_t begin, int64_t end) {
+                     const Shape& shape, const Chunk& chunk, float* y, int64_t begin, int64_t end) {
   const int64_t k_all = shape.out_channels;
   const int64_t tiles_high = shape.TilesHigh(), tiles_wide = shape.TilesWide();
   alignas(64) float r[4][6][kBlock];
@@ -112,7 +113,7 @@ void TransformOutput(const float* const* m, const float* bias, const float* resi
       const float* b = bias ? bias + c0 : zeros;
       for (int j = 0; j < 6; ++j) {  // A^T m, down each column
         const float* p[6];
-        for (int i = 0; i < 6; ++i) p[i] = m[i * 6 + j] + t * k_all + c0;
+        for (int i = 0; i < 6; ++i) p[i] = m[i * 6 + j] + (t - chunk.first) * k_all + c0;
         for (int64_t k = 0; k < cc; ++k) {
           const float m0 = p[0][k], m1 = p[1][k], m2 = p[2][k], m3 = p[3][k], m4 = p[4][k], m5 = p[5][k];
           r[0][j][k] = m0 + m1 + m2 + m3 + m4;

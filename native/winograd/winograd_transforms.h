@@ -28,14 +28,21 @@ struct Shape {
 // four times the weight.
 void TransformWeights(const float* weight, int64_t out_channels, int64_t in_channels, int product, float* u);
 
-// x: the input, NHWC; v: kProducts matrices of [Tiles()][in] (B^T d B of each tile). Tiles
-// [begin, end) only, so that callers can split the work between threads.
-void TransformInput(const float* x, const Shape& shape, float* v, int64_t begin, int64_t end);
+// The tiles [first, first + count) of Shape::Tiles(), whose transformed input and products are in
+// memory at once (a large input is done a chunk at a time: winograd_op.cc).
+struct Chunk {
+  int64_t first = 0, count = 0;
+};
 
-// m: kProducts matrices of [Tiles()][out], the products; y: the output, NHWC (A^T m A of each
+// x: the input, NHWC; v: kProducts matrices of [chunk.count][in] (B^T d B of each of the chunk's
+// tiles). Tiles [begin, end) of the chunk only, so that callers can split the work between threads.
+void TransformInput(const float* x, const Shape& shape, const Chunk& chunk, float* v, int64_t begin,
+                    int64_t end);
+
+// m: kProducts matrices of [chunk.count][out], the products; y: the output, NHWC (A^T m A of each
 // tile), plus `bias` (per output channel; null for none), plus `residual` (NHWC like y; null for
-// none), then max(0, .) where `relu`. Tiles [begin, end) only.
+// none), then max(0, .) where `relu`. Tiles [begin, end) of the chunk only.
 void TransformOutput(const float* const* m, const float* bias, const float* residual, bool relu,
-                     const Shape& shape, float* y, int64_t begin, int64_t end);
+                     const Shape& shape, const Chunk& chunk, float* y, int64_t begin, int64_t end);
 
 }  // namespace ltf::winograd
