@@ -187,6 +187,47 @@ Value* Scalars(Graph& graph, const std::vector<double>& values) {
   return graph.insertConstant(list);
 }
 
+// The fused operator for `node` (and the residual and activation taken with it), inserted at the
+// insertion point.
+Node* InsertPointwise(Graph& graph, Node* node, const Conv& conv, Value* residual,
+                      const std::optional<Activation>& activation) {
+  std::vector<Value*> inputs{node->input(0)};
+  if (residual) inputs.push_back(residual);
+  inputs.insert(inputs.end(), {PackedConstant(graph, conv.packed), node->input(2),
+                               graph.insertConstant(conv.padding), graph.insertConstant(conv.stride),
+                               graph.insertConstant(conv.dilation), graph.insertConstant(conv.groups)});
+  if (residual) {
+    inputs.push_back(graph.insertConstant(std::string("add")));
+    inputs.push_back(graph.insertConstant(c10::IValue()));  // alpha: 1
+    inputs.push_back(activation ? graph.insertConstant(activation->attr)
+                                : graph.insertConstant(c10::IValue()));
+  } else {
+    inputs.push_back(graph.insertConstant(activation ? activation->attr : std::string("none")));
+  }
+  inputs.push_back(Scalars(graph, activation ? activation->scalars : std::vector<double>()));
+  inputs.push_back(graph.insertConstant(c10::IValue()));  // algorithm
+  return graph.insertNode(graph.create(kPointwise, inputs, 1));
+}
+
+// The Winograd operator for `node`, with a ReLU where `relu`; nullptr where this LibTorch cannot
+// pack its weights (the convolution then stays as it is). The graph's Winograd convolutions share
+// one scratch buffer (*scratch, made by the first).
+Node* InsertWinograd(Graph& graph, Node* node, const Conv& conv, Value* residual, bool relu,
+                     const std::optional<std::vector<int64_t>>& input_size,
+                     std::shared_ptr<WinogradScratch>* scratch) {
+  if (!*scratch) *scratch = MakeWinogradScratch();
+  c10::IValue op;
+  try {
+    c10::InferenceMode inference;
+    op = MakeWinogradConv(conv.weight, conv.bias, relu, input_size, *scratch);
+  } catch (const c10::Error&) {
+    return nullptr;
+  }
+  Value* added = residual ? residual : graph.insertConstant(c10::IValue());
+  return graph.insertNode(
+      graph.create(WinogradConvSymbol(), {node->input(0), graph.insertConstant(op), added}, 1));
+}
+
 // The size of each convolution's input (nullopt where unknown), in graph order.
 using InputSizes = std::vector<std::optional<std::vector<int64_t>>>;
 
@@ -265,32 +306,10 @@ std::optional<OneDnnReport> FusePointwiseConvolutions(const std::shared_ptr<Grap
     }
 
     torch::jit::WithInsertPoint here(node);
-    Node* fused = nullptr;
-    if (conv->winograd) {
-      if (!scratch) scratch = MakeWinogradScratch();
-      Value* op = graph->insertConstant(
-          MakeWinogradConv(conv->weight, conv->bias, activation.has_value(), (*input_sizes)[i], scratch));
-      Value* added = add ? residual : graph->insertConstant(c10::IValue());
-      fused = graph->insertNode(graph->create(WinogradConvSymbol(), {node->input(0), op, added}, 1));
-    } else {
-      std::vector<Value*> inputs{node->input(0)};
-      if (add) inputs.push_back(residual);
-      inputs.insert(inputs.end(),
-                    {PackedConstant(*graph, conv->packed), node->input(2),
-                     graph->insertConstant(conv->padding), graph->insertConstant(conv->stride),
-                     graph->insertConstant(conv->dilation), graph->insertConstant(conv->groups)});
-      if (add) {
-        inputs.push_back(graph->insertConstant(std::string("add")));
-        inputs.push_back(graph->insertConstant(c10::IValue()));  // alpha: 1
-        inputs.push_back(activation ? graph->insertConstant(activation->attr)
-                                    : graph->insertConstant(c10::IValue()));
-      } else {
-        inputs.push_back(graph->insertConstant(activation ? activation->attr : std::string("none")));
-      }
-      inputs.push_back(Scalars(*graph, activation ? activation->scalars : std::vector<double>()));
-      inputs.push_back(graph->insertConstant(c10::IValue()));  // algorithm
-      fused = graph->insertNode(graph->create(kPointwise, inputs, 1));
-    }
+    Node* fused = conv->winograd ? InsertWinograd(*graph, node, *conv, residual, activation.has_value(),
+                                                  (*input_sizes)[i], &scratch)
+                                 : InsertPointwise(*graph, node, *conv, residual, activation);
+    if (!fused) continue;
     fused->output()->setType(c10::TensorType::get());
     if (!fused->maybeOperator()) {  // no overload takes these inputs: leave the convolution
       fused->destroy();
