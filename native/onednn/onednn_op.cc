@@ -10,9 +10,10 @@
 #include <mutex>
 #include <new>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <unordered_map>
+
+#include "common/op_namespace.h"
 
 namespace ltf {
 
@@ -336,14 +337,9 @@ at::Tensor OneDnnConv::Run(const at::Tensor& input, const c10::optional<at::Tens
 
 namespace {
 
-// This copy's operator namespace: "ltf_" and the address this function was loaded at, unique
-// among the copies of the addon in one process.
+// This copy's operator namespace: "ltf_" and an address (common/op_namespace.h).
 const std::string& OpNamespace() {
-  static const std::string name = [] {
-    std::ostringstream out;
-    out << "ltf_" << std::hex << reinterpret_cast<std::uintptr_t>(&OpNamespace);
-    return out.str();
-  }();
+  static const std::string name = CopyNamespace("ltf_");
   return name;
 }
 

@@ -10,10 +10,10 @@
 #include <array>
 #include <cstdint>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "common/op_namespace.h"
 #include "winograd/winograd_transforms.h"
 
 namespace ltf {
@@ -219,13 +219,9 @@ class WinogradConv : public torch::CustomClassHolder {
   std::shared_ptr<WinogradScratch> scratch_;
 };
 
-// This copy's operator namespace: "ltf_winograd_" and the address this function was loaded at.
+// This copy's operator namespace: "ltf_winograd_" and an address (common/op_namespace.h).
 const std::string& OpNamespace() {
-  static const std::string name = [] {
-    std::ostringstream out;
-    out << "ltf_winograd_" << std::hex << reinterpret_cast<std::uintptr_t>(&OpNamespace);
-    return out.str();
-  }();
+  static const std::string name = CopyNamespace("ltf_winograd_");
   return name;
 }
 
